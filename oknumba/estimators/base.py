@@ -1,0 +1,57 @@
+"""The estimator interface: one shape for every gradient method.
+
+An estimator tracks, per stream b of a batch, an estimate ``G̃`` of the influence
+``G_t = ds_t/dW`` (S × a·P) following the RTRL recursion ``G_t = H_t G_{t-1} + F_t``,
+``F_t = Σ_k ĥ_k ⊗ D_k`` (spec section 1). The calls, in the order a step makes them:
+
+* ``reset(mask)`` — zero the influence of the streams where ``mask`` (B,) is True (their
+  state was reset before this step);
+* ``update(W, s_prev, s, rows, aux, D, H)`` — advance with this step's cell quantities;
+  ``H`` is only filled when ``needs_H`` is True (UORO uses ``cell.jvp`` instead);
+* ``add_gradient(delta, dW)`` — ``dW += Σ_b delta[b]ᵀ G̃[b]`` reshaped (a×P), the gradient of
+  a loss whose derivative with respect to ``s_t`` is ``delta`` (B,S);
+* ``dense()`` — ``G̃`` as a dense (B, S, a, P) array (tests and noise studies, small sizes).
+
+``state_dict()`` / ``load_state_dict()`` return and take every array and random state
+needed to continue bit-identically (checkpoints).
+"""
+import numpy as np
+
+
+class Estimator:
+    #: the ``method`` name accepted by ``sequence_grad`` and ``OnlineLearner``
+    method = None
+    #: whether ``update`` needs the dense state Jacobian H
+    needs_H = True
+    #: whether the estimate is random (one unbiased sample of the exact influence)
+    stochastic = False
+
+    def __init__(self, cell, batch, dtype):
+        self.cell = cell
+        self.batch = batch
+        self.dtype = np.dtype(dtype)
+
+    def reset(self, mask):
+        raise NotImplementedError
+
+    def update(self, W, s_prev, s, rows, aux, D, H):
+        raise NotImplementedError
+
+    def add_gradient(self, delta, dW):
+        raise NotImplementedError
+
+    def dense(self):
+        raise NotImplementedError
+
+    def state_dict(self):
+        return {k: v.copy() for k, v in self._arrays().items()}
+
+    def load_state_dict(self, state):
+        for k, v in self._arrays().items():
+            if k not in state or state[k].shape != v.shape:
+                raise ValueError(f"estimator state mismatch for {k!r}: expected shape {v.shape},"
+                                 f" got {getattr(state.get(k), 'shape', None)}")
+            v[...] = state[k]
+
+    def _arrays(self):
+        return {}

@@ -1,0 +1,131 @@
+"""Frozen-parameter runs over a whole sequence: the functional API.
+
+``sequence_loss`` and ``sequence_grad`` take a model, inputs ``xs`` (T,B,n_in), targets
+``ys`` (T,B) (class ids, −1 = no target) and optional ``resets`` (T,B) bool that zero a
+stream's state — and, for RTRL-type methods, its influence — before that step. With θ
+frozen, ``Σ_t δ_tᵀ G_t`` plus the readout's direct gradient is exactly the BPTT gradient of
+``Σ_t L_t`` (spec section 1), which is what the tests check.
+"""
+import numpy as np
+
+from ._validate import as_float_array, as_resets, as_targets, check_positive_int
+from .estimators import ESTIMATORS, OFFLINE_METHODS, make_estimator
+from .estimators.bptt import bptt_grad
+from .model import readout_loss
+
+METHODS = tuple(OFFLINE_METHODS) + tuple(ESTIMATORS)
+
+
+def _check_model(model):
+    from .model import RNN
+
+    if not isinstance(model, RNN):
+        raise TypeError(f"model must be an oknumba.RNN, got {type(model).__name__}")
+    return model.check_params()
+
+
+def validate_sequence(model, xs, ys, resets):
+    """Validate and convert ``(xs, ys, resets)``; returns contiguous arrays of the model's dtype."""
+    x = np.asarray(xs)
+    if x.ndim != 3:
+        raise ValueError(f"xs must have shape (T, B, n_in={model.n_in}), got {x.shape}")
+    T, B = x.shape[:2]
+    if T < 1 or B < 1:
+        raise ValueError(f"xs must hold at least one step and one stream, got shape {x.shape}")
+    x = as_float_array(x, "xs", (T, B, model.n_in), model.dtype)
+    y = as_targets(ys, "ys", (T, B), model.n_out)
+    r = as_resets(resets, "resets", (T, B))
+    return x, y, r
+
+
+def sequence_loss(model, xs, ys, resets=None):
+    """Sum over steps and streams of the cross-entropy (nats) of every target ``≥ 0``."""
+    W, V = _check_model(model)
+    xs, ys, resets = validate_sequence(model, xs, ys, resets)
+    cell = model.cell
+    T, B = ys.shape
+    buf = cell.buffers(B, model.dtype, with_H=False)
+    s_prev, s = model.zero_state(B), model.zero_state(B)
+    per_stream = np.zeros(B, model.dtype)
+    total = 0.0
+    for t in range(T):
+        s_prev[resets[t]] = 0.0
+        cell.forward(W, xs[t], s_prev, s, buf["rows"], buf["aux"])
+        total += readout_loss(V, s, ys[t], cell.n, per_stream)
+        s_prev, s = s, s_prev
+    return float(total)
+
+
+def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, truncation=None):
+    """Loss and gradient of ``Σ_t L_t`` over one sequence with parameters frozen.
+
+    Parameters
+    ----------
+    model : oknumba.RNN
+    xs, ys, resets : see module docstring.
+    method : str
+        ``"bptt"`` (exact), ``"tbptt"`` (needs ``truncation``), ``"rtrl"`` (exact, forward
+        mode), and the approximate estimators registered in :mod:`oknumba.estimators`.
+    rank : int, optional
+        Number of Kronecker terms for ``"ok"``, ``"ok-truncated"``, ``"kf-avg"``.
+    seed : int or numpy.random.Generator, optional
+        Randomness of stochastic estimators: the returned gradient is one sample whose
+        expectation is the exact gradient.
+    truncation : int, optional
+        TBPTT chunk length k ≥ 1.
+
+    Returns
+    -------
+    loss : float
+        As :func:`sequence_loss`.
+    grads : dict
+        Keyed and shaped like ``model.params``.
+    """
+    W, V = _check_model(model)
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    xs, ys, resets = validate_sequence(model, xs, ys, resets)
+    if method == "tbptt":
+        if truncation is None:
+            raise ValueError("method 'tbptt' needs truncation=k (an integer >= 1)")
+        truncation = check_positive_int(truncation, "truncation")
+    elif truncation is not None:
+        raise ValueError(f"truncation is only used by method 'tbptt', not {method!r}")
+    if method in OFFLINE_METHODS:
+        loss, dW, dV = bptt_grad(model, W, V, xs, ys, resets,
+                                 truncation if method == "tbptt" else None)
+        return float(loss), {"W": dW, "V": dV}
+    est = make_estimator(method, model.cell, ys.shape[1], model.dtype, rank=rank, seed=seed)
+    loss, dW, dV = run_estimator(model, W, V, xs, ys, resets, est)
+    return float(loss), {"W": dW, "V": dV}
+
+
+def run_estimator(model, W, V, xs, ys, resets, est, on_step=None):
+    """Drive an online estimator through a validated sequence with frozen parameters.
+
+    Returns ``(loss, dW, dV)``; ``on_step(t, est)`` is called after each step's update.
+    """
+    from .model import readout_loss_grad
+
+    cell = model.cell
+    T, B = ys.shape
+    buf = cell.buffers(B, model.dtype, with_H=est.needs_H)
+    s_prev, s = model.zero_state(B), model.zero_state(B)
+    delta = np.zeros((B, cell.S), model.dtype)
+    dW, dV = np.zeros_like(W), np.zeros_like(V)
+    loss = 0.0
+    for t in range(T):
+        if resets[t].any():
+            s_prev[resets[t]] = 0.0
+            est.reset(resets[t])
+        cell.forward(W, xs[t], s_prev, s, buf["rows"], buf["aux"])
+        cell.fill_D(W, s_prev, s, buf["rows"], buf["aux"], buf["D"])
+        if est.needs_H:
+            cell.fill_H(W, s_prev, s, buf["rows"], buf["aux"], buf["H"])
+        est.update(W, s_prev, s, buf["rows"], buf["aux"], buf["D"], buf["H"])
+        loss += readout_loss_grad(V, s, ys[t], cell.n, dV, delta)
+        est.add_gradient(delta, dW)
+        if on_step is not None:
+            on_step(t, est)
+        s_prev, s = s, s_prev
+    return loss, dW, dV

@@ -1,0 +1,31 @@
+import os
+
+# One BLAS thread: numpy's and numba's (scipy's) OpenBLAS otherwise fight on 2 cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import pytest
+
+CELL_NAMES = ["vanilla", "lstm", "gru", "rhn"]
+
+
+def random_sequence(model, T, B, seed=0, reset_prob=0.15, missing_prob=0.1):
+    """Random dense inputs, targets with some −1 entries, and random resets."""
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(size=(T, B, model.n_in))
+    ys = rng.integers(0, model.n_out, size=(T, B))
+    ys[rng.random((T, B)) < missing_prob] = -1
+    resets = rng.random((T, B)) < reset_prob
+    return xs, ys, resets
+
+
+@pytest.fixture(params=CELL_NAMES)
+def cell_name(request):
+    return request.param
+
+
+def rel_err(a, b):
+    """max |a − b| / max |b| (the relative error quoted in the notes)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
