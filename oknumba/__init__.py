@@ -3,9 +3,10 @@ Optimal Kronecker-Sum approximation (Benzing et al., ICML 2019), in NumPy + Numb
 
 Importing the package compiles nothing: kernels compile on first use (and are cached).
 """
+from .estimators import ok_min_variance, ok_reduce
 from .functional import METHODS, sequence_grad, sequence_loss
 from .model import RNN
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "sequence_loss", "sequence_grad", "METHODS", "__version__"]
+__all__ = ["RNN", "ok_reduce", "ok_min_variance", "sequence_loss", "sequence_grad", "METHODS", "__version__"]

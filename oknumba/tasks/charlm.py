@@ -361,6 +361,8 @@ class Vocabulary:
         """
         if unknown not in _UNKNOWN_MODES:
             raise ValueError(f"unknown must be 'map' or 'error', got {unknown!r}")
+        if self.kind == "char" and not isinstance(seq, str):
+            seq = list(seq)
         ids, known = self._lookup(seq)
         if not known.all():
             bad = np.flatnonzero(~known)

@@ -1,0 +1,231 @@
+"""The Optimal Kronecker-Sum reduction (spec section 5).
+
+Given k Kronecker terms ``C = Σ_i u_i ⊗ A_i`` (``u_i ∈ R^a``, ``A_i ∈ R^{S×P}``), return r < k
+terms ``C'`` with ``E[C'] = C`` and minimal ``E‖C' − C‖_F²``.
+
+**Theorem** (Benzing et al. 2019). Let ``σ₁ ≥ … ≥ σ_k`` be the singular values of the
+rearranged ``C`` (the a × SP matrix ``Σ_i u_i vec(A_i)ᵀ``) and m the smallest index in 1..r
+with ``(r − m + 1) σ_m ≤ Σ_{i≥m} σ_i``. With ``s₁ = Σ_{i≥m} σ_i``, ``s₂ = Σ_{i≥m} σ_i²`` the
+minimum variance is ``s₁²/(r − m + 1) − s₂``. The optimum keeps components 1..m−1 exactly and
+mixes m..k into the remaining ``L = r − m + 1`` slots with keep-probabilities
+``p_i = L σ_i / s₁``.
+
+**Construction.** Thin QR of both sides, ``Uᵀ = Q_u R_u``, ``Aᵀ = Q_A R_A``, small SVD
+``R_u R_Aᵀ = P Σ Yᵀ``, unit factors ``ũ_i = Q_u P[:, i]``, ``Ã_i = Q_A Y[:, i]``. Kept
+components are ``(√σ_i ũ_i, √σ_i Ã_i)``.
+
+* k = r + 1 (rotation): with ``w_i = sqrt(1 − p_i)`` (a unit vector over the q = L + 1 mixed
+  components) and ``Q`` the last L columns of the Householder reflection mapping e₁ to w
+  (orthonormal, ``Qᵀw = 0``, row norms² ``p_i``), independent signs ``ε_i`` and, for slot j,
+  ``u'_j = sqrt(s₁/L) Σ_i ε_i Q_ij ũ_i`` and ``A'_j = sqrt(s₁/L) Σ_i ε_i Q_ij Ã_i`` — the
+  same coefficient on both sides. For **every** sign draw ``‖C' − C‖² = s₁²/L − s₂``.
+* any k: select exactly L of the mixed components with inclusion probabilities ``p_i``
+  (systematic sampling: cumulative sums of p against ``U, U+1, …, U+L−1`` for one uniform
+  ``U``) and output each selected one as ``sqrt(σ_i/p_i) ũ_i ⊗ sqrt(σ_i/p_i) Ã_i``; same
+  variance in expectation.
+* truncated (biased, deterministic): keep the top r components, drop the rest.
+
+If ``rank(C) ≤ r`` the output equals C (up to rounding) for every draw.
+"""
+import numbers
+
+import numpy as np
+
+from .._jit import kernel
+
+MODE_OPTIMAL = 0     # rotation for k = r + 1, systematic sampling for k > r + 1
+MODE_SAMPLING = 1    # systematic sampling for every k
+MODE_TRUNCATED = 2   # deterministic top-r (biased)
+
+
+@kernel
+def split_point(sigma, r):
+    """0-based m of the theorem: the smallest m0 < r with ``(r − m0) σ[m0] ≤ Σ_{i≥m0} σ_i``."""
+    k = sigma.shape[0]
+    tail = 0.0
+    for i in range(k):
+        tail += sigma[i]
+    for m0 in range(r):
+        if (r - m0) * sigma[m0] <= tail * (1.0 + 1e-12):
+            return m0
+        tail -= sigma[m0]
+    return r - 1
+
+
+@kernel
+def _min_variance(sigma, r):
+    k = sigma.shape[0]
+    if k <= r:
+        return 0.0
+    m0 = split_point(sigma, r)
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(m0, k):
+        s1 += sigma[i]
+        s2 += sigma[i] * sigma[i]
+    return max(s1 * s1 / (r - m0) - s2, 0.0)
+
+
+@kernel
+def reduce_terms(U, A, r, signs, offset, mode, out_U, out_A):
+    """Reduce k terms (rows of ``U`` (k,a) and ``A`` (k,L)) to ``r`` terms in ``out_U`` (r,a),
+    ``out_A`` (r,L). ``signs`` (k,) holds ±1 draws, ``offset`` a uniform in [0, 1).
+
+    Returns ``(sigma, m0)``: the singular values (length k, zero-padded) and the split point.
+    """
+    k = U.shape[0]
+    a = U.shape[1]
+    L = A.shape[1]
+    dt = U.dtype
+    out_U[:] = 0.0
+    out_A[:] = 0.0
+    sigma = np.zeros(k, dt)
+    if k <= r:
+        out_U[:k] = U
+        out_A[:k] = A
+        return sigma, k
+    Qu, Ru = np.linalg.qr(np.ascontiguousarray(U.T))
+    Qa, Ra = np.linalg.qr(np.ascontiguousarray(A.T))
+    M = np.dot(Ru, Ra.T)
+    Pm, sv, Yt = np.linalg.svd(M, full_matrices=False)
+    ns = sv.shape[0]
+    sigma[:ns] = sv
+    # unit singular factors as coefficient vectors in the Q bases: ũ_i = Qu P[:, i], Ã_i = Qa Y[:, i]
+    m0 = split_point(sigma, r)
+    coef = np.zeros((ns, r), dt)          # output slot j = Σ_i coef[i, j] (ũ_i, Ã_i)
+    for i in range(min(m0, ns)):
+        coef[i, i] = np.sqrt(sigma[i])
+    n_slots = r - m0
+    s1 = 0.0
+    for i in range(m0, k):
+        s1 += sigma[i]
+    if s1 > 0.0:
+        q = k - m0
+        if mode == MODE_TRUNCATED:
+            for i in range(m0, min(r, ns)):
+                coef[i, i] = np.sqrt(sigma[i])
+        elif mode == MODE_OPTIMAL and q == n_slots + 1:
+            scale = np.sqrt(s1 / n_slots)
+            w = np.empty(q, dt)
+            for t in range(q):
+                p = n_slots * sigma[m0 + t] / s1
+                w[t] = np.sqrt(max(1.0 - p, 0.0))
+            nw = np.sqrt(np.sum(w * w))
+            w /= nw
+            v = -w.copy()
+            v[0] += 1.0                     # v = e₁ − w; reflection I − 2vvᵀ/vᵀv maps e₁ to w
+            vv = np.sum(v * v)
+            for t in range(q):
+                i = m0 + t
+                if i >= ns:
+                    break
+                for j in range(n_slots):
+                    qij = (1.0 if t == j + 1 else 0.0)
+                    if vv > 1e-30:
+                        qij -= 2.0 * v[t] * v[j + 1] / vv
+                    coef[i, m0 + j] = scale * signs[t] * qij
+        else:
+            scale = np.sqrt(s1 / n_slots)
+            cum = 0.0
+            point = offset
+            slot = 0
+            for t in range(q):
+                i = m0 + t
+                cum += n_slots * sigma[i] / s1
+                last = t == q - 1
+                while slot < n_slots and (point < cum or last):
+                    if i < ns:
+                        coef[i, m0 + slot] = scale
+                    slot += 1
+                    point += 1.0
+                    if not last:
+                        break
+    # recombine: out_U = (Qu P coef)ᵀ, out_A = (Qa Y coef)ᵀ
+    cu = np.dot(Pm, coef)                 # (rank_u, r)
+    ca = np.dot(Yt.T, coef)               # (rank_a, r)
+    out_U[:, :] = np.dot(np.ascontiguousarray(cu.T), np.ascontiguousarray(Qu.T))
+    out_A[:, :] = np.dot(np.ascontiguousarray(ca.T), np.ascontiguousarray(Qa.T))
+    return sigma, m0
+
+
+def _as_rng(rng):
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng must be a numpy.random.Generator or an integer seed, got {type(rng).__name__}")
+
+
+def _check_rank(rank):
+    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
+        raise TypeError(f"rank must be an integer >= 1, got {rank!r}")
+    if rank < 1:
+        raise ValueError(f"rank must be an integer >= 1, got {rank}")
+    return int(rank)
+
+
+def draw_signs(rng, shape, dtype):
+    """Independent Rademacher (±1) draws."""
+    return (rng.integers(0, 2, size=shape) * 2 - 1).astype(dtype)
+
+
+def ok_reduce(us, As, rank, rng=None, *, method="optimal"):
+    """Optimal unbiased reduction of a Kronecker sum to ``rank`` terms.
+
+    Parameters
+    ----------
+    us : ndarray (k, a)
+    As : ndarray (k, S, P)
+        The terms of ``C = Σ_i us[i] ⊗ As[i]``.
+    rank : int
+        Number of output terms r ≥ 1. With ``rank ≥ k`` the terms are returned unchanged,
+        zero-padded to ``rank``.
+    rng : numpy.random.Generator or int seed
+    method : {"optimal", "sampling", "truncated"}
+        ``"optimal"``: rotation construction for k = r + 1 (error the same for every draw),
+        inclusion-probability (systematic) sampling for k > r + 1; ``"sampling"``: the
+        inclusion-probability construction for every k; ``"truncated"``: deterministic top-r
+        truncated SVD — **biased**, for comparison only.
+
+    Returns
+    -------
+    us_out : ndarray (rank, a)
+    As_out : ndarray (rank, S, P)
+        ``E[Σ_j us_out[j] ⊗ As_out[j]] = C`` with the theorem's minimal variance
+        (:func:`ok_min_variance`), except for ``"truncated"``.
+    """
+    rank = _check_rank(rank)
+    modes = {"optimal": MODE_OPTIMAL, "sampling": MODE_SAMPLING, "truncated": MODE_TRUNCATED}
+    if method not in modes:
+        raise ValueError(f"method must be one of {sorted(modes)}, got {method!r}")
+    us = np.asarray(us)
+    As = np.asarray(As)
+    if us.ndim != 2 or As.ndim != 3 or us.shape[0] != As.shape[0]:
+        raise ValueError(f"us must have shape (k, a) and As shape (k, S, P) with the same k;"
+                         f" got us {us.shape} and As {As.shape}")
+    if us.dtype.kind != "f" or As.dtype.kind != "f":
+        raise TypeError(f"us and As must be floating-point arrays, got {us.dtype} and {As.dtype}")
+    dt = np.result_type(us.dtype, As.dtype)
+    if not (np.all(np.isfinite(us)) and np.all(np.isfinite(As))):
+        raise ValueError("us and As must be finite (found NaN or inf in the factors)")
+    rng = _as_rng(rng)
+    k, a = us.shape
+    S, P = As.shape[1:]
+    U = np.ascontiguousarray(us, dt)
+    A = np.ascontiguousarray(As.reshape(k, S * P), dt)
+    out_U = np.zeros((rank, a), dt)
+    out_A = np.zeros((rank, S * P), dt)
+    signs = draw_signs(rng, k, dt)
+    offset = dt.type(rng.random())
+    reduce_terms(U, A, rank, signs, offset, modes[method], out_U, out_A)
+    return out_U, out_A.reshape(rank, S, P)
+
+
+def ok_min_variance(singular_values, rank):
+    """The theorem's minimum ``E‖C' − C‖_F²`` for the given singular values (any order) and
+    rank: ``s₁²/(r − m + 1) − s₂`` (0 when at most ``rank`` values are non-zero)."""
+    rank = _check_rank(rank)
+    sv = np.asarray(singular_values, dtype=np.float64)
+    if sv.ndim != 1 or np.any(sv < 0) or not np.all(np.isfinite(sv)):
+        raise ValueError("singular_values must be a 1-d array of finite non-negative numbers")
+    return float(_min_variance(np.sort(sv)[::-1].copy(), rank))
