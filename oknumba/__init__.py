@@ -6,7 +6,8 @@ Importing the package compiles nothing: kernels compile on first use (and are ca
 from .estimators import ok_min_variance, ok_reduce
 from .functional import METHODS, sequence_grad, sequence_loss
 from .model import RNN
+from .noise import format_noise_table, measure_noise
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "ok_reduce", "ok_min_variance", "sequence_loss", "sequence_grad", "METHODS", "__version__"]
+__all__ = ["RNN", "ok_reduce", "ok_min_variance", "measure_noise", "format_noise_table", "sequence_loss", "sequence_grad", "METHODS", "__version__"]

@@ -103,7 +103,8 @@ def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, t
 def run_estimator(model, W, V, xs, ys, resets, est, on_step=None):
     """Drive an online estimator through a validated sequence with frozen parameters.
 
-    Returns ``(loss, dW, dV)``; ``on_step(t, est)`` is called after each step's update.
+    Returns ``(loss, dW, dV)``; ``on_step(t, est, delta)`` is called after each step's
+    update with ``delta = ∂L_t/∂s_t`` (B,S).
     """
     from .model import readout_loss_grad
 
@@ -126,6 +127,6 @@ def run_estimator(model, W, V, xs, ys, resets, est, on_step=None):
         loss += readout_loss_grad(V, s, ys[t], cell.n, dV, delta)
         est.add_gradient(delta, dW)
         if on_step is not None:
-            on_step(t, est)
+            on_step(t, est, delta)
         s_prev, s = s, s_prev
     return loss, dW, dV
