@@ -4,10 +4,11 @@ Optimal Kronecker-Sum approximation (Benzing et al., ICML 2019), in NumPy + Numb
 Importing the package compiles nothing: kernels compile on first use (and are cached).
 """
 from .estimators import ok_min_variance, ok_reduce
-from .functional import METHODS, sequence_grad, sequence_loss
+from .functional import METHODS, sequence_grad, sequence_loss, stream_loss
+from .learner import OnlineLearner
 from .model import RNN
 from .noise import format_noise_table, measure_noise
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "ok_reduce", "ok_min_variance", "measure_noise", "format_noise_table", "sequence_loss", "sequence_grad", "METHODS", "__version__"]
+__all__ = ["RNN", "OnlineLearner", "stream_loss", "ok_reduce", "ok_min_variance", "measure_noise", "format_noise_table", "sequence_loss", "sequence_grad", "METHODS", "__version__"]

@@ -40,12 +40,27 @@ def validate_sequence(model, xs, ys, resets):
 
 def sequence_loss(model, xs, ys, resets=None):
     """Sum over steps and streams of the cross-entropy (nats) of every target ``≥ 0``."""
+    return stream_loss(model, xs, ys, resets)[0]
+
+
+def stream_loss(model, xs, ys, resets=None, state=None):
+    """Forward-only evaluation that can carry the state across calls.
+
+    Returns ``(total_nats, n_targets, final_state)``; pass ``final_state`` back as ``state``
+    to continue through a long text chunk by chunk (the evaluation protocol of spec
+    section 6: no resets through the whole evaluation text).
+    """
     W, V = _check_model(model)
     xs, ys, resets = validate_sequence(model, xs, ys, resets)
     cell = model.cell
     T, B = ys.shape
     buf = cell.buffers(B, model.dtype, with_H=False)
     s_prev, s = model.zero_state(B), model.zero_state(B)
+    if state is not None:
+        st = np.asarray(state)
+        if st.shape != (B, cell.S):
+            raise ValueError(f"state must have shape ({B}, {cell.S}), got {st.shape}")
+        s_prev[...] = st
     per_stream = np.zeros(B, model.dtype)
     total = 0.0
     for t in range(T):
@@ -53,7 +68,7 @@ def sequence_loss(model, xs, ys, resets=None):
         cell.forward(W, xs[t], s_prev, s, buf["rows"], buf["aux"])
         total += readout_loss(V, s, ys[t], cell.n, per_stream)
         s_prev, s = s, s_prev
-    return float(total)
+    return float(total), int((ys >= 0).sum()), s_prev.copy()
 
 
 def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, truncation=None):

@@ -31,6 +31,23 @@ def _vjp_H(g, H, out):
                     out[b, i] += gp * H[b, p, i]
 
 
+def backprop_chunk(rows, D, H, deltas, resets, dW, g, carry):
+    """Backpropagate through one chunk of stored steps (no gradient enters from after it).
+
+    ``rows`` (T,B,K,a), ``D`` (T,B,K,S,P), ``H`` (T,B,S,S), ``deltas`` (T,B,S) = ∂L_t/∂s_t,
+    ``resets`` (T,B); ``g`` and ``carry`` are (B,S) work arrays. Adds into ``dW``.
+    """
+    g[:] = 0.0
+    for t in range(deltas.shape[0] - 1, -1, -1):
+        g += deltas[t]
+        add_outer_rows_D(rows[t], D[t], g, g.dtype.type(1.0), dW)
+        if t == 0:
+            break
+        _vjp_H(g, H[t], carry)
+        g[:] = carry
+        g[resets[t]] = 0.0
+
+
 def bptt_grad(model, W, V, xs, ys, resets, truncation=None):
     """Loss (nats) and exact (or truncated) gradients ``(dW, dV)`` over one sequence.
 
@@ -58,15 +75,7 @@ def bptt_grad(model, W, V, xs, ys, resets, truncation=None):
     g = np.zeros((B, cell.S), dt)
     carry = np.zeros((B, cell.S), dt)
     k = T if truncation is None else truncation
-    for t in range(T - 1, -1, -1):
-        g += deltas[t]
-        add_outer_rows_D(rows[t], D[t], g, dt.type(1.0), dW)
-        if t == 0:
-            break
-        if t % k == 0:
-            g[:] = 0.0
-            continue
-        _vjp_H(g, H[t], carry)
-        g, carry = carry, g
-        g[resets[t]] = 0.0
+    for t0 in range(0, T, k):
+        t1 = min(t0 + k, T)
+        backprop_chunk(rows[t0:t1], D[t0:t1], H[t0:t1], deltas[t0:t1], resets[t0:t1], dW, g, carry)
     return loss, dW, dV

@@ -1,0 +1,26 @@
+"""Pinning Numba and BLAS threads together, and restoring them afterwards."""
+import contextlib
+
+import numba
+
+
+@contextlib.contextmanager
+def pinned_threads(n):
+    """Within the block, use ``n`` Numba threads and ``n`` BLAS threads (numpy's and the one
+    Numba's ``np.dot`` calls through scipy). ``n=None`` changes nothing."""
+    if n is None:
+        yield
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {n!r}")
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS so the limit reaches it)
+    from threadpoolctl import threadpool_limits
+
+    n = min(n, numba.config.NUMBA_NUM_THREADS)
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(old)

@@ -1,0 +1,246 @@
+"""Online training: one parameter update per step (or every ``update_every`` steps).
+
+Each call of :meth:`OnlineLearner.step` on a batch of B independent streams:
+
+1. zeroes the state (and the influence estimate) of the streams flagged in ``reset``;
+2. runs the cell forward and its Jacobians ``ĥ_k``, ``D_k``, ``H``;
+3. advances the influence estimate ``G̃_t ≈ H_t G̃_{t-1} + F_t`` (RTRL family) or stores the
+   step in the truncation window (TBPTT);
+4. adds the gradient of ``(1/B) Σ_b L_t,b``: ``δ_tᵀ G̃_t`` for W and the direct readout
+   gradient for V;
+5. every ``update_every`` steps clips each parameter's gradient to norm ``clip`` and applies
+   the optimizer (Adam with the paper's defaults, lr = 10^-3.5, by default).
+
+The influence is not corrected for the parameter change (the standard online-RTRL
+approximation). TBPTT with truncation k updates every k steps with the gradient of the last
+k steps' losses backpropagated within that window — the paper's baseline.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from ._threads import pinned_threads
+from ._validate import check_positive_int
+from .estimators import ESTIMATORS, make_estimator
+from .estimators.bptt import backprop_chunk
+from .model import RNN, readout_loss_grad
+from .optim import clip_by_norm, make_optimizer
+
+LEARNER_METHODS = tuple(ESTIMATORS) + ("tbptt",)
+
+
+class OnlineLearner:
+    """Online learner for an :class:`oknumba.RNN`.
+
+    Parameters
+    ----------
+    model : oknumba.RNN
+        Trained in place (``model.params`` change after each update).
+    method : str
+        ``"ok"``, ``"ok-truncated"``, ``"kf"``, ``"kf-avg"``, ``"uoro"``, ``"rtrl"`` or ``"tbptt"``.
+    rank : int, optional
+        r for ``"ok"``, ``"ok-truncated"`` and ``"kf-avg"``.
+    batch : int
+        Number of independent streams B.
+    optimizer : {"adam", "sgd"}
+    lr : float
+    clip : float or None
+        Per-parameter gradient norm bound (None: no clipping).
+    update_every : int
+        Steps between optimizer updates (1 = fully online). For TBPTT it equals the truncation.
+    truncation : int, optional
+        Window k of ``"tbptt"``.
+    seed : int
+        Seed of the estimator's random signs.
+    threads : int, optional
+        Numba and BLAS threads used inside :meth:`pinned` (and by the CLI for a whole run).
+    """
+
+    def __init__(self, model, method, rank=None, batch=1, optimizer="adam", lr=10 ** -3.5,
+                 clip=1.0, update_every=1, truncation=None, seed=0, threads=None):
+        if not isinstance(model, RNN):
+            raise TypeError(f"model must be an oknumba.RNN, got {type(model).__name__}")
+        if method not in LEARNER_METHODS:
+            raise ValueError(f"method must be one of {list(LEARNER_METHODS)}, got {method!r}")
+        model.check_params()
+        self.model = model
+        self.method = method
+        self.batch = check_positive_int(batch, "batch")
+        if clip is not None and not (isinstance(clip, numbers.Real) and clip > 0):
+            raise ValueError(f"clip must be a positive number or None, got {clip!r}")
+        self.clip = clip
+        self.threads = threads
+        if threads is not None:
+            check_positive_int(threads, "threads")
+        cell, dt, B = model.cell, model.dtype, self.batch
+        if method == "tbptt":
+            if truncation is None:
+                raise ValueError("method 'tbptt' needs truncation=k (an integer >= 1)")
+            self.truncation = check_positive_int(truncation, "truncation")
+            if update_every not in (1, self.truncation):
+                raise ValueError("for 'tbptt' the update interval is the truncation; leave update_every=1")
+            self.update_every = self.truncation
+            self.estimator = None
+            k = self.truncation
+            self._window = dict(rows=np.zeros((k, B, cell.n_terms, cell.a), dt),
+                                D=np.zeros((k, B, cell.n_terms, cell.S, cell.P), dt),
+                                H=np.zeros((k, B, cell.S, cell.S), dt),
+                                deltas=np.zeros((k, B, cell.S), dt),
+                                resets=np.zeros((k, B), bool))
+            self._carry = np.zeros((2, B, cell.S), dt)
+        else:
+            if truncation is not None:
+                raise ValueError(f"truncation is only used by method 'tbptt', not {method!r}")
+            self.truncation = None
+            self.update_every = check_positive_int(update_every, "update_every")
+            self.estimator = make_estimator(method, cell, B, dt, rank=rank, seed=seed)
+        self.rank = rank
+        self.seed = seed
+        self.optimizer = make_optimizer(optimizer, model.params, lr)
+        needs_H = method == "tbptt" or self.estimator.needs_H
+        self._buf = cell.buffers(B, dt, with_H=needs_H and method != "tbptt")
+        self.state = model.zero_state(B)
+        self._s_new = model.zero_state(B)
+        self._delta = np.zeros((B, cell.S), dt)
+        self.grads = {k: np.zeros_like(p) for k, p in model.params.items()}
+        self._grad_scale = dt.type(1.0 / B)
+        self.steps = 0
+        self.updates = 0
+        self.last_grad_norms = {}
+
+    # ------------------------------------------------------------------------------
+    def pinned(self):
+        """Context manager pinning Numba and BLAS threads to ``threads`` (restored after)."""
+        return pinned_threads(self.threads)
+
+    def _check_step_input(self, x, y, reset):
+        B, m = self.batch, self.model
+        x = np.asarray(x)
+        if x.shape != (B, m.n_in) or x.dtype.kind != "f":
+            raise ValueError(f"x_t must be a float array of shape ({B}, {m.n_in}), got {x.dtype} {x.shape}")
+        if x.dtype != m.dtype or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, m.dtype)
+        if not np.isfinite(x).all():
+            raise ValueError("x_t contains NaN or inf")
+        y = np.asarray(y)
+        if y.shape != (B,) or y.dtype.kind not in "iu":
+            raise ValueError(f"y_t must be an integer array of shape ({B},), got {y.dtype} {y.shape}")
+        if y.dtype != np.int64:
+            y = y.astype(np.int64)
+        if y.size and (y.min() < -1 or y.max() >= m.n_out):
+            raise ValueError(f"y_t must hold class ids in [0, {m.n_out - 1}] or -1, got {y}")
+        if reset is not None:
+            reset = np.asarray(reset)
+            if reset.shape != (B,) or reset.dtype != np.bool_:
+                raise ValueError(f"reset must be a boolean array of shape ({B},), got {reset.dtype} {reset.shape}")
+        return x, y, reset
+
+    def step(self, x_t, y_t, reset=None):
+        """One online step on all streams; returns the mean cross-entropy (nats) of the
+        streams with a target (``y ≥ 0``)."""
+        x, y, reset = self._check_step_input(x_t, y_t, reset)
+        m, cell, b = self.model, self.model.cell, self._buf
+        W, V = m.params["W"], m.params["V"]
+        s_prev, s = self.state, self._s_new
+        if reset is not None and reset.any():
+            s_prev[reset] = 0.0
+            if self.estimator is not None:
+                self.estimator.reset(reset)
+        if self.method == "tbptt":
+            w, slot = self._window, self.steps % self.truncation
+            rows, D, H = w["rows"][slot], w["D"][slot], w["H"][slot]
+            w["resets"][slot] = False if reset is None else reset
+        else:
+            rows, D, H = b["rows"], b["D"], b["H"]
+        cell.forward(W, x, s_prev, s, rows, b["aux"])
+        cell.fill_D(W, s_prev, s, rows, b["aux"], D)
+        if H.size:
+            cell.fill_H(W, s_prev, s, rows, b["aux"], H)
+        delta = self._window["deltas"][slot] if self.method == "tbptt" else self._delta
+        loss = readout_loss_grad(V, s, y, cell.n, self.grads["V"], delta)
+        if self.method != "tbptt":
+            self.estimator.update(W, s_prev, s, rows, b["aux"], D, H)
+            self.estimator.add_gradient(delta, self.grads["W"])
+        self.state, self._s_new = s, s_prev
+        self.steps += 1
+        if self.steps % self.update_every == 0:
+            if self.method == "tbptt":
+                w = self._window
+                backprop_chunk(w["rows"], w["D"], w["H"], w["deltas"], w["resets"],
+                               self.grads["W"], self._carry[0], self._carry[1])
+            self._apply_update()
+        n_valid = int((y >= 0).sum())
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at step {self.steps}; lower lr or check the inputs")
+        return loss / n_valid if n_valid else 0.0
+
+    def _apply_update(self):
+        for g in self.grads.values():
+            g *= self._grad_scale
+        if self.clip is not None:
+            self.last_grad_norms = clip_by_norm(self.grads, self.clip)
+        self.optimizer.step(self.model.params, self.grads)
+        for g in self.grads.values():
+            g[...] = 0.0
+        self.updates += 1
+
+    # ------------------------------------------------------------------------------
+    def config(self):
+        m = self.model
+        return dict(cell=m.cell_name, n_in=m.n_in, n_hidden=m.n_hidden, n_out=m.n_out,
+                    dtype=m.dtype.name, method=self.method, rank=self.rank, batch=self.batch,
+                    optimizer=self.optimizer.name, lr=self.optimizer.lr, clip=self.clip,
+                    update_every=self.update_every, truncation=self.truncation, seed=self.seed)
+
+    def state_dict(self):
+        """Everything needed to continue bit-identically: arrays under flat keys plus JSON-able
+        scalars (random generator states included)."""
+        arrays = {f"params.{k}": v for k, v in self.model.params.items()}
+        arrays.update({f"grads.{k}": v for k, v in self.grads.items()})
+        arrays["state"] = self.state
+        meta = {"steps": self.steps, "updates": self.updates, "config": self.config()}
+        opt = self.optimizer.state_dict()
+        meta["optimizer_t"] = opt.pop("t")
+        arrays.update({f"optimizer.{k}": v for k, v in opt.items()})
+        if self.estimator is not None:
+            est = self.estimator.state_dict()
+            if "rng" in est:
+                meta["estimator_rng"] = est.pop("rng")
+            arrays.update({f"estimator.{k}": v for k, v in est.items()})
+        else:
+            arrays.update({f"window.{k}": v for k, v in self._window.items()})
+        return {k: np.array(v, copy=True) for k, v in arrays.items()}, meta
+
+    def load_state_dict(self, arrays, meta):
+        if meta.get("config") != self.config():
+            diff = {k: (meta.get("config", {}).get(k), v) for k, v in self.config().items()
+                    if meta.get("config", {}).get(k) != v}
+            raise ValueError(f"checkpoint does not match this learner; differing settings (checkpoint, now): {diff}")
+        own, _ = self.state_dict()
+        missing = sorted(set(own) - set(arrays))
+        if missing:
+            raise ValueError(f"checkpoint is missing arrays {missing}")
+        for k, v in own.items():
+            if arrays[k].shape != v.shape or arrays[k].dtype != v.dtype:
+                raise ValueError(f"checkpoint array {k!r} has {arrays[k].dtype}{arrays[k].shape}, expected {v.dtype}{v.shape}")
+
+        def put(prefix, target):
+            for key in target:
+                target[key][...] = arrays[f"{prefix}.{key}"]
+
+        put("params", self.model.params)
+        put("grads", self.grads)
+        self.state[...] = arrays["state"]
+        opt = {k[len("optimizer."):]: v for k, v in arrays.items() if k.startswith("optimizer.")}
+        opt["t"] = meta["optimizer_t"]
+        self.optimizer.load_state_dict(opt)
+        if self.estimator is not None:
+            est = {k[len("estimator."):]: v for k, v in arrays.items() if k.startswith("estimator.")}
+            if "estimator_rng" in meta:
+                est["rng"] = meta["estimator_rng"]
+            self.estimator.load_state_dict(est)
+        else:
+            put("window", self._window)
+        self.steps = int(meta["steps"])
+        self.updates = int(meta["updates"])

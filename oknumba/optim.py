@@ -1,0 +1,115 @@
+"""Optimizers and gradient clipping for online training (in-place, jitted).
+
+* Adam (Kingma & Ba) with the paper's defaults β₁ = 0.9, β₂ = 0.999, ε = 1e-8:
+  ``m ← β₁m + (1−β₁)g``, ``v ← β₂v + (1−β₂)g²``,
+  ``θ ← θ − lr · m̂ / (sqrt(v̂) + ε)`` with ``m̂ = m/(1−β₁ᵗ)``, ``v̂ = v/(1−β₂ᵗ)``.
+* SGD: ``θ ← θ − lr · g``.
+* Clipping by norm: each parameter's gradient ``g ← g · min(1, c/‖g‖)`` (the released OK code
+  clips the gradient of W to norm 1).
+"""
+import math
+
+import numpy as np
+
+from ._jit import kernel
+
+
+@kernel(fastmath=True)
+def _adam(p, g, m, v, lr_t, b1, b2, eps_t):
+    pf, gf, mf, vf = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
+    for i in range(pf.shape[0]):
+        gi = gf[i]
+        mf[i] = b1 * mf[i] + (1.0 - b1) * gi
+        vf[i] = b2 * vf[i] + (1.0 - b2) * gi * gi
+        pf[i] -= lr_t * mf[i] / (np.sqrt(vf[i]) + eps_t)
+
+
+@kernel(fastmath=True)
+def _sgd(p, g, lr):
+    pf, gf = p.reshape(-1), g.reshape(-1)
+    for i in range(pf.shape[0]):
+        pf[i] -= lr * gf[i]
+
+
+@kernel(fastmath=True)
+def _sq_norm(g):
+    gf = g.reshape(-1)
+    acc = 0.0
+    for i in range(gf.shape[0]):
+        acc += gf[i] * gf[i]
+    return acc
+
+
+def clip_by_norm(grads, max_norm):
+    """Scale each gradient array in place to norm ≤ ``max_norm``; returns the norms before."""
+    norms = {}
+    for k, g in grads.items():
+        n = math.sqrt(_sq_norm(g))
+        norms[k] = n
+        if n > max_norm:
+            g *= g.dtype.type(max_norm / n)
+    return norms
+
+
+class Adam:
+    name = "adam"
+
+    def __init__(self, params, lr=10 ** -3.5, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr, self.beta1, self.beta2, self.eps = float(lr), beta1, beta2, eps
+        self.t = 0
+        self.m = {k: np.zeros_like(p) for k, p in params.items()}
+        self.v = {k: np.zeros_like(p) for k, p in params.items()}
+
+    def step(self, params, grads):
+        self.t += 1
+        # bias corrections folded into the step size and ε (exactly equivalent)
+        c1 = 1.0 - self.beta1 ** self.t
+        c2 = math.sqrt(1.0 - self.beta2 ** self.t)
+        lr_t = self.lr * c2 / c1
+        eps_t = self.eps * c2
+        for k, p in params.items():
+            dt = p.dtype.type
+            _adam(p, grads[k], self.m[k], self.v[k], dt(lr_t), dt(self.beta1), dt(self.beta2), dt(eps_t))
+
+    def state_dict(self):
+        d = {"t": self.t}
+        for k in self.m:
+            d[f"m.{k}"] = self.m[k].copy()
+            d[f"v.{k}"] = self.v[k].copy()
+        return d
+
+    def load_state_dict(self, d):
+        self.t = int(d["t"])
+        for k in self.m:
+            self.m[k][...] = d[f"m.{k}"]
+            self.v[k][...] = d[f"v.{k}"]
+
+
+class SGD:
+    name = "sgd"
+
+    def __init__(self, params, lr=1e-2):
+        self.lr = float(lr)
+        self.t = 0
+
+    def step(self, params, grads):
+        self.t += 1
+        for k, p in params.items():
+            _sgd(p, grads[k], p.dtype.type(self.lr))
+
+    def state_dict(self):
+        return {"t": self.t}
+
+    def load_state_dict(self, d):
+        self.t = int(d["t"])
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def make_optimizer(name, params, lr):
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    return OPTIMIZERS[name](params, lr=lr)
