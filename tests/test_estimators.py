@@ -7,7 +7,8 @@ import pytest
 import oknumba
 from conftest import random_sequence, rel_err
 from oknumba.estimators.kf import kf_mix_step
-from oknumba.estimators.reduce import MODE_OPTIMAL, MODE_SAMPLING, reduce_terms
+from oknumba.estimators.reduce import (MODE_OPTIMAL, MODE_SAMPLING, MODE_TRUNCATED, reduce_terms,
+                                       reduce_terms_gram)
 
 
 def _terms(k, a=6, S=3, P=4, seed=0, scales=None):
@@ -19,17 +20,21 @@ def _terms(k, a=6, S=3, P=4, seed=0, scales=None):
     return U, A
 
 
-def _reduce(U, A, r, signs, offset=0.5, mode=MODE_OPTIMAL):
+def _reduce(U, A, r, signs, offset=0.5, mode=MODE_OPTIMAL, gram=False):
     oU = np.zeros((r, U.shape[1]))
     oA = np.zeros((r, A.shape[1]))
-    sigma, m0 = reduce_terms(U, A, r, np.asarray(signs, float), offset, mode, oU, oA)
-    return oU.T @ oA, sigma
+    if gram:
+        reduce_terms_gram(U, A, r, np.asarray(signs, float), offset, mode, oU, oA)
+    else:
+        reduce_terms(U, A, r, np.asarray(signs, float), offset, mode, oU, oA)
+    return oU.T @ oA, None
 
 
 # --- the reduction itself -------------------------------------------------------------
 
+@pytest.mark.parametrize("gram", [False, True], ids=["qr", "gram"])
 @pytest.mark.parametrize("r", [1, 2, 3, 4, 5, 6, 7, 8])
-def test_ok_reduce_exact_enumeration_of_sign_draws(r):
+def test_ok_reduce_exact_enumeration_of_sign_draws(r, gram):
     """k = r + 1: the mean over all 2^k sign vectors is C, and every draw's error equals the
     theorem's minimum variance."""
     k = r + 1
@@ -39,7 +44,7 @@ def test_ok_reduce_exact_enumeration_of_sign_draws(r):
     assert min_var > 0
     total = np.zeros_like(C)
     for signs in itertools.product([-1.0, 1.0], repeat=k):
-        Cp, _ = _reduce(U, A, r, signs)
+        Cp, _ = _reduce(U, A, r, signs, gram=gram)
         total += Cp
         assert abs(np.sum((Cp - C) ** 2) - min_var) <= 1e-9 * min_var
     assert rel_err(total / 2 ** k, C) <= 1e-12
@@ -56,9 +61,10 @@ def test_ok_min_variance_matches_theorem_by_hand():
     assert oknumba.ok_min_variance([2.0, 0.0, 0.0], 1) == 0.0
 
 
+@pytest.mark.parametrize("gram", [False, True], ids=["qr", "gram"])
 @pytest.mark.parametrize("r, k", [(1, 3), (2, 5), (3, 4), (4, 7)])
 @pytest.mark.parametrize("mode", [MODE_OPTIMAL, MODE_SAMPLING])
-def test_general_k_reduction_is_unbiased_with_minimal_variance(r, k, mode):
+def test_general_k_reduction_is_unbiased_with_minimal_variance(r, k, mode, gram):
     """Monte Carlo: mean within 5 standard errors of C in every entry, and the mean squared
     error within 5 standard errors of the theorem's minimum."""
     U, A = _terms(k, a=7, S=2, P=4, seed=10 * r + k, scales=np.linspace(0.3, 2.0, k))
@@ -68,7 +74,7 @@ def test_general_k_reduction_is_unbiased_with_minimal_variance(r, k, mode):
     N = 4000
     samples = np.empty((N,) + C.shape)
     for t in range(N):
-        samples[t], _ = _reduce(U, A, r, rng.integers(0, 2, k) * 2.0 - 1, rng.random(), mode)
+        samples[t], _ = _reduce(U, A, r, rng.integers(0, 2, k) * 2.0 - 1, rng.random(), mode, gram)
     se = samples.std(axis=0) / np.sqrt(N)
     z = np.abs(samples.mean(axis=0) - C) / np.maximum(se, 1e-12)
     assert z.max() < 5.0
@@ -89,6 +95,18 @@ def test_ok_reduce_rank_deficient_input_is_exact():
         assert rel_err(np.einsum("ka,ksp->asp", ou, oA), C) < 1e-12
     zu, zA = oknumba.ok_reduce(np.zeros((3, 5)), np.zeros((3, 3, 4)), 2, rng=0)
     assert zu.shape == (2, 5) and not zu.any() and not zA.any()
+
+
+@pytest.mark.parametrize("mode", [MODE_OPTIMAL, MODE_TRUNCATED])
+def test_gram_reduction_exact_when_small_side_is_rank_deficient(mode):
+    """k > r terms whose u factors span ≤ r dimensions are reproduced for every draw."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(2, 6))
+    U = rng.normal(size=(5, 2)) @ base          # 5 terms, rank 2 on the u side
+    A = rng.normal(size=(5, 12))
+    for seed in range(4):
+        Cp, _ = _reduce(U, A, 2, rng.integers(0, 2, 5) * 2.0 - 1, rng.random(), mode, gram=True)
+        assert rel_err(Cp, U.T @ A) < 1e-12
 
 
 def test_ok_reduce_rank_at_least_k_returns_terms_padded():
@@ -136,10 +154,12 @@ def test_one_ok_never_worse_than_kf_per_step():
         D = rng.normal(size=(1, 1, S, P))
         C = np.outer(us[0, 0], Bp[0, :, 0].ravel()) + np.outer(rows[0, 0], D[0, 0].ravel())
         kf_var = 0.0
+        us_work = np.concatenate([us, rows], axis=1)                     # (1, 2, a)
+        work = np.stack([Bp[0, :, 0].T, D[0, 0].T])[None]                # (1, 2, P, S)
         for c in (-1.0, 1.0):
-            ou, oA = np.zeros_like(us), np.zeros_like(Bp)
-            kf_mix_step(us, Bp, rows, D, np.array([[[1.0, c]]]), ou, oA)
-            kf_var += 0.5 * np.sum((np.outer(ou[0, 0], oA[0, :, 0].ravel()) - C) ** 2)
+            ou, oAt = np.zeros((1, 1, a)), np.zeros((1, 1, P, S))
+            kf_mix_step(us_work, work, np.array([[[1.0, c]]]), ou, oAt)
+            kf_var += 0.5 * np.sum((np.outer(ou[0, 0], oAt[0, 0].T.ravel()) - C) ** 2)
         U = np.stack([us[0, 0], rows[0, 0]])
         A = np.stack([Bp[0, :, 0].ravel(), D[0, 0].ravel()])
         Cp, _ = _reduce(U, A, 1, [1.0, -1.0])
@@ -221,14 +241,18 @@ def test_measure_noise_exact_method_has_zero_noise():
         oknumba.measure_noise(model, xs, ["kf"], seeds=2, burn_in=5)
 
 
-@pytest.mark.parametrize("method, rank", [("ok", 2), ("kf", None), ("kf-avg", 2), ("uoro", None), ("ok", 2)])
+@pytest.mark.parametrize("method, rank", [("ok", 2), ("kf", None), ("kf-avg", 2), ("uoro", None), ("ok", 12)])
 def test_float32_estimators_track_float64(method, rank):
+    """Same seed, same sign draws: float32 follows float64. OK's reduction works on Gram
+    matrices, where float32 rounding moves the small singular values by ~eps₃₂·σ₁²/σ_i (the
+    mixing probabilities shift a little; the estimate stays unbiased), hence 3e-3 for the
+    stochastic rank-2 case; rank 12 ≥ a is the exact path."""
     m64, m32 = _model("rhn"), _model("rhn", dtype=np.float32)
     xs, ys, resets = random_sequence(m64, T=8, B=2, seed=7)
     _, g64 = oknumba.sequence_grad(m64, xs, ys, method, resets=resets, rank=rank, seed=3)
     _, g32 = oknumba.sequence_grad(m32, xs.astype(np.float32), ys, method, resets=resets, rank=rank, seed=3)
     assert g32["W"].dtype == np.float32
-    assert rel_err(g32["W"], g64["W"]) < 1e-3
+    assert rel_err(g32["W"], g64["W"]) < (3e-3 if (method, rank) == ("ok", 2) else 1e-4)
 
 
 def test_estimator_options_are_checked():

@@ -28,21 +28,20 @@ def add_outer_rows_D(rows, D, g, scale, dW):
 
 
 @kernel(fastmath=True)
-def add_kron_gradient(us, As, g, scale, dW):
-    """``dW += scale · Σ_b Σ_i outer(us[b,i], g[b]ᵀ As[b,:,i,:])`` for factors stored as
-    ``us`` (B,r,a) and ``As`` (B,S,r,P) — the gradient of a Kronecker-sum influence."""
-    B, S, r, P = As.shape
+def add_kron_gradient(us, At, g, scale, dW):
+    """``dW += scale · Σ_b Σ_i outer(us[b,i], A_iᵀ g[b])`` for factors stored as ``us``
+    (B,r,a) and transposed ``At`` (B,r,P,S) — the gradient of a Kronecker-sum influence
+    (identity ``δᵀ(u⊗A) = u ⊗ (δᵀA)``)."""
+    B, r, P, S = At.shape
     a = us.shape[2]
     v = np.empty(P, dtype=dW.dtype)
     for b in range(B):
         for i in range(r):
             for j in range(P):
-                v[j] = 0.0
-            for p in range(S):
-                gp = g[b, p]
-                if gp != 0.0:
-                    for j in range(P):
-                        v[j] += gp * As[b, p, i, j]
+                acc = 0.0
+                for p in range(S):
+                    acc += At[b, i, j, p] * g[b, p]
+                v[j] = acc
             for q in range(a):
                 uq = scale * us[b, i, q]
                 if uq != 0.0:

@@ -19,43 +19,39 @@ from .ok import KroneckerSumEstimator
 
 
 @kernel
-def kf_mix_step(us, As_prod, rows, D, signs, us_out, As_out):
-    """Per stream b and copy i: mix ``(us[b,i], As_prod[b,:,i])`` and the K terms
-    ``(rows[b,k], D[b,k])`` into one term with signs ``signs[b, i, :]`` (length K + 1)."""
-    B, S, r, P = As_prod.shape
-    K = rows.shape[1]
-    a = us.shape[2]
+def kf_mix_step(us_work, work, signs, us, At):
+    """Per stream b and copy i: mix ``(us_work[b,i], work[b,i])`` (the propagated term) and
+    the K new terms ``(us_work[b,r+k], work[b,r+k])`` into one, with signs ``signs[b,i,:]``
+    (length K + 1). Factors are stored transposed, ``work`` (B, r+K, P, S)."""
+    B, k, P, S = work.shape
+    r = At.shape[1]
+    K = k - r
     dt = us.dtype
-    u_new = np.empty(a, dt)
-    A_new = np.empty((S, P), dt)
-    normD = np.empty(K, dt)
-    normR = np.empty(K, dt)
+    u_new = np.empty(us.shape[2], dt)
+    A_new = np.empty((P, S), dt)
+    p_new = np.empty(K, dt)
     for b in range(B):
         for kk in range(K):
-            normD[kk] = np.sqrt(np.sum(D[b, kk] * D[b, kk]))
-            normR[kk] = np.sqrt(np.sum(rows[b, kk] * rows[b, kk]))
+            nD = np.sqrt(np.sum(work[b, r + kk] * work[b, r + kk]))
+            nR = np.sqrt(np.sum(us_work[b, r + kk] * us_work[b, r + kk]))
+            p_new[kk] = np.sqrt(nD / nR) if (nD > 0.0 and nR > 0.0) else 0.0
         for i in range(r):
-            nu = np.sqrt(np.sum(us[b, i] * us[b, i]))
-            nA = 0.0
-            for p in range(S):
-                for j in range(P):
-                    nA += As_prod[b, p, i, j] * As_prod[b, p, i, j]
-            nA = np.sqrt(nA)
+            nu = np.sqrt(np.sum(us_work[b, i] * us_work[b, i]))
+            nA = np.sqrt(np.sum(work[b, i] * work[b, i]))
             u_new[:] = 0.0
             A_new[:] = 0.0
             if nu > 0.0 and nA > 0.0:
                 p1 = np.sqrt(nA / nu)
                 c = signs[b, i, 0]
-                u_new += (c * p1) * us[b, i]
-                A_new += (c / p1) * As_prod[b, :, i, :]
+                u_new += (c * p1) * us_work[b, i]
+                A_new += (c / p1) * work[b, i]
             for kk in range(K):
-                if normD[kk] > 0.0 and normR[kk] > 0.0:
-                    p2 = np.sqrt(normD[kk] / normR[kk])
+                if p_new[kk] > 0.0:
                     c = signs[b, i, kk + 1]
-                    u_new += (c * p2) * rows[b, kk]
-                    A_new += (c / p2) * D[b, kk]
-            us_out[b, i] = u_new
-            As_out[b, :, i, :] = A_new
+                    u_new += (c * p_new[kk]) * us_work[b, r + kk]
+                    A_new += (c / p_new[kk]) * work[b, r + kk]
+            us[b, i] = u_new
+            At[b, i] = A_new
 
 
 class KFAverage(KroneckerSumEstimator):
@@ -69,11 +65,11 @@ class KFAverage(KroneckerSumEstimator):
         self.gradient_scale = 1.0 / self.rank
 
     def update(self, W, s_prev, s, rows, aux, D, H):
-        self._product(H)
+        self._product(H, rows, D)
         signs = np.ones((self.batch, self.rank, self.cell.n_terms + 1), self.dtype)
         # only sign products matter: fix the first sign, draw the others
         signs[:, :, 1:] = (self.rng.integers(0, 2, size=signs[:, :, 1:].shape) * 2 - 1)
-        kf_mix_step(self.us, self._As_prod, rows, D, signs, self.us, self.As)
+        kf_mix_step(self._us_work, self._work, signs, self.us, self.At)
 
 
 class KF(KFAverage):

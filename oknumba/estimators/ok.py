@@ -1,53 +1,54 @@
 """OK: the Optimal Kronecker-Sum approximation of RTRL (methods ``"ok"``, ``"ok-truncated"``).
 
 Per stream the influence is kept as ``G̃ = Σ_{i=1}^r u_i ⊗ A_i`` with factors stored as
-``us`` (B, r, a) and ``As`` (B, S, r, P), so that the r products ``H A_i`` are one matrix
-product ``H · As[b]`` over the contiguous (S, r·P) factor block. Each step:
+``us`` (B, r, a) and the transposed ``At`` (B, r, P, S) (``At[b, i] = A_iᵀ``). Each step:
 
-1. ``A_i ← H A_i`` (one GEMM per stream, the dominant O(r S² P) cost);
-2. append the K new terms ``ĥ_k ⊗ D_k`` of ``F_t`` (K = 1, or 2 for the GRU), giving
-   k = r + K terms;
-3. replace them by r terms with :func:`oknumba.estimators.reduce.reduce_terms` — unbiased
-   and variance-minimal (the rotation construction for k = r + 1, inclusion-probability
-   sampling for k > r + 1). ``"ok-truncated"`` keeps the top r singular components
-   instead: lower error, but **biased**.
+1. ``A_iᵀ ← A_iᵀ Hᵀ`` for all i as **one** GEMM per stream over the contiguous (r·P, S)
+   block (the dominant O(r S² P) cost), written into a work block of r + K factors;
+2. the K new terms ``ĥ_k ⊗ D_k`` of ``F_t`` (K = 1, or 2 for the GRU) fill the last K
+   slots, giving k = r + K terms whose large factors are one contiguous (k, S·P) matrix;
+3. :func:`~oknumba.estimators.reduce.reduce_terms_gram` replaces them by r terms —
+   unbiased and variance-minimal (rotation construction for k = r + 1,
+   inclusion-probability sampling otherwise); its large-side work is the Gram matrix
+   (k, S·P)(S·P, k) and one (r, k)(k, S·P) recombination product, both BLAS GEMMs.
+   ``"ok-truncated"`` keeps the top r singular components instead: lower error, but
+   **biased**.
 
-Cost per stream and step: r S×S×P products + O(r² S P) for the QR and recombination +
-O(r³) for the small SVD; memory O(r S P).
+Cost per stream and step: 2 r S² P (products) + 2 k² S P (Gram) + 2 r k S P (recombination)
++ O(k a² + k³) (small QR and eigen-decomposition); memory O(r S P).
 """
 import numpy as np
 
 from .._jit import kernel
-from ._kernels import add_kron_gradient, batched_matmul
+from ._kernels import add_kron_gradient
 from .base import Estimator
-from .reduce import MODE_OPTIMAL, MODE_TRUNCATED, _as_rng, _check_rank, draw_signs, reduce_terms
+from .reduce import MODE_OPTIMAL, MODE_TRUNCATED, _as_rng, _check_rank, draw_signs, reduce_terms_gram
 
 
 @kernel
-def ok_reduce_step(us, As_prod, rows, D, signs, offsets, mode, us_out, As_out):
-    """Per stream b: reduce ``[us[b]; rows[b]] ⊗ [As_prod[b]; D[b]]`` (r + K terms) to r terms
-    written into ``us_out[b]`` and ``As_out[b]`` (layout (S, r, P))."""
-    B, S, r, P = As_prod.shape
+def kron_sum_product(H, At, work, us, rows, D, us_work):
+    """Fill the k = r + K term block of each stream: ``work[b, :r] = At[b] Hᵀ`` (one GEMM),
+    ``work[b, r+k] = D_kᵀ``, ``us_work[b] = [us[b]; rows[b]]``."""
+    B, r, P, S = At.shape
     K = rows.shape[1]
-    a = us.shape[2]
-    k = r + K
-    U = np.empty((k, a), us.dtype)
-    A = np.empty((k, S * P), us.dtype)
-    oU = np.empty((r, a), us.dtype)
-    oA = np.empty((r, S * P), us.dtype)
     for b in range(B):
-        U[:r] = us[b]
-        U[r:] = rows[b]
-        for i in range(r):
-            for p in range(S):
-                A[i, p * P:(p + 1) * P] = As_prod[b, p, i]
+        np.dot(At[b].reshape(r * P, S), H[b].T, work[b, :r].reshape(r * P, S))
         for kk in range(K):
-            A[r + kk] = D[b, kk].reshape(S * P)
-        reduce_terms(U, A, r, signs[b], offsets[b], mode, oU, oA)
-        us_out[b] = oU
-        for i in range(r):
             for p in range(S):
-                As_out[b, p, i] = oA[i, p * P:(p + 1) * P]
+                for j in range(P):
+                    work[b, r + kk, j, p] = D[b, kk, p, j]
+        us_work[b, :r] = us[b]
+        us_work[b, r:] = rows[b]
+
+
+@kernel
+def ok_reduce_batch(us_work, work, signs, offsets, mode, us, At):
+    """Per stream: reduce the k terms ``(us_work[b], work[b])`` to r terms in ``(us[b], At[b])``."""
+    B, k, P, S = work.shape
+    r = At.shape[1]
+    for b in range(B):
+        reduce_terms_gram(us_work[b], work[b].reshape(k, P * S), r, signs[b], offsets[b], mode,
+                          us[b], At[b].reshape(r, P * S))
 
 
 class KroneckerSumEstimator(Estimator):
@@ -63,24 +64,24 @@ class KroneckerSumEstimator(Estimator):
             raise ValueError(f"method {self.method!r} needs rank=r (an integer >= 1)")
         self.rank = _check_rank(rank)
         self.rng = _as_rng(seed)
-        r = self.rank
+        r, k = self.rank, self.rank + cell.n_terms
         self.us = np.zeros((batch, r, cell.a), self.dtype)
-        self.As = np.zeros((batch, cell.S, r, cell.P), self.dtype)
-        self._As_prod = np.zeros_like(self.As)
+        self.At = np.zeros((batch, r, cell.P, cell.S), self.dtype)
+        self._us_work = np.zeros((batch, k, cell.a), self.dtype)
+        self._work = np.zeros((batch, k, cell.P, cell.S), self.dtype)
 
     def reset(self, mask):
         self.us[mask] = 0.0
-        self.As[mask] = 0.0
+        self.At[mask] = 0.0
 
-    def _product(self, H):
-        B, S = self.batch, self.cell.S
-        batched_matmul(H, self.As.reshape(B, S, -1), self._As_prod.reshape(B, S, -1))
+    def _product(self, H, rows, D):
+        kron_sum_product(H, self.At, self._work, self.us, rows, D, self._us_work)
 
     def add_gradient(self, delta, dW):
-        add_kron_gradient(self.us, self.As, delta, self.dtype.type(self.gradient_scale), dW)
+        add_kron_gradient(self.us, self.At, delta, self.dtype.type(self.gradient_scale), dW)
 
     def dense(self):
-        return self.gradient_scale * np.einsum("bia,bsip->bsap", self.us, self.As)
+        return self.gradient_scale * np.einsum("bia,bijs->bsaj", self.us, self.At)
 
     def state_dict(self):
         d = super().state_dict()
@@ -92,7 +93,7 @@ class KroneckerSumEstimator(Estimator):
         self.rng.bit_generator.state = state["rng"]
 
     def _arrays(self):
-        return {"us": self.us, "As": self.As}
+        return {"us": self.us, "At": self.At}
 
 
 class OK(KroneckerSumEstimator):
@@ -103,12 +104,11 @@ class OK(KroneckerSumEstimator):
     _mode = MODE_OPTIMAL
 
     def update(self, W, s_prev, s, rows, aux, D, H):
-        self._product(H)
+        self._product(H, rows, D)
         k = self.rank + self.cell.n_terms
         signs = draw_signs(self.rng, (self.batch, k), self.dtype)
         offsets = self.rng.random(self.batch).astype(self.dtype)
-        ok_reduce_step(self.us, self._As_prod, rows, D, signs, offsets, self._mode,
-                       self.us, self.As)
+        ok_reduce_batch(self._us_work, self._work, signs, offsets, self._mode, self.us, self.At)
 
 
 class OKTruncated(OK):

@@ -67,85 +67,128 @@ def _min_variance(sigma, r):
 
 
 @kernel
-def reduce_terms(U, A, r, signs, offset, mode, out_U, out_A):
-    """Reduce k terms (rows of ``U`` (k,a) and ``A`` (k,L)) to ``r`` terms in ``out_U`` (r,a),
-    ``out_A`` (r,L). ``signs`` (k,) holds ±1 draws, ``offset`` a uniform in [0, 1).
+def mixing_coefficients(sigma, r, signs, offset, mode, coef):
+    """The theorem's output as coefficients on the unit singular components.
 
-    Returns ``(sigma, m0)``: the singular values (length k, zero-padded) and the split point.
+    ``sigma`` (k,) descending; fills ``coef`` (k, r) so that output slot j is
+    ``Σ_i coef[i, j] (ũ_i, Ã_i)`` on both sides (the same coefficient on both). Returns m0.
     """
+    k = sigma.shape[0]
+    coef[:] = 0.0
+    m0 = split_point(sigma, r)
+    for i in range(m0):
+        coef[i, i] = np.sqrt(sigma[i])
+    n_slots = r - m0
+    s1 = 0.0
+    for i in range(m0, k):
+        s1 += sigma[i]
+    if s1 <= 0.0:
+        return m0
+    q = k - m0
+    if mode == MODE_TRUNCATED:
+        for i in range(m0, r):
+            coef[i, i] = np.sqrt(sigma[i])
+    elif mode == MODE_OPTIMAL and q == n_slots + 1:
+        scale = np.sqrt(s1 / n_slots)
+        w = np.empty(q, sigma.dtype)
+        for t in range(q):
+            w[t] = np.sqrt(max(1.0 - n_slots * sigma[m0 + t] / s1, 0.0))
+        w /= np.sqrt(np.sum(w * w))
+        v = -w
+        v[0] += 1.0                     # v = e₁ − w: I − 2vvᵀ/vᵀv maps e₁ to w
+        vv = np.sum(v * v)
+        for t in range(q):
+            for j in range(n_slots):
+                qij = 1.0 if t == j + 1 else 0.0
+                if vv > 1e-30:
+                    qij -= 2.0 * v[t] * v[j + 1] / vv
+                coef[m0 + t, m0 + j] = scale * signs[t] * qij
+    else:
+        # systematic sampling: slot points offset, offset+1, … against cumulative p
+        scale = np.sqrt(s1 / n_slots)
+        cum = 0.0
+        point = offset
+        slot = 0
+        for t in range(q):
+            cum += n_slots * sigma[m0 + t] / s1
+            last = t == q - 1
+            if slot < n_slots and sigma[m0 + t] > 0.0 and (point < cum or last):
+                coef[m0 + t, m0 + slot] = scale
+                slot += 1
+                point += 1.0
+    return m0
+
+
+@kernel
+def reduce_terms(U, A, r, signs, offset, mode, out_U, out_A):
+    """Reference reduction (thin QR of both sides + SVD): ``k`` terms (rows of ``U`` (k,a)
+    and ``A`` (k,L)) to ``r`` terms in ``out_U`` (r,a), ``out_A`` (r,L). ``signs`` (k,) holds
+    ±1 draws, ``offset`` a uniform in [0, 1). Returns ``(sigma, m0)``."""
     k = U.shape[0]
-    a = U.shape[1]
-    L = A.shape[1]
-    dt = U.dtype
     out_U[:] = 0.0
     out_A[:] = 0.0
-    sigma = np.zeros(k, dt)
+    sigma = np.zeros(k, U.dtype)
     if k <= r:
         out_U[:k] = U
         out_A[:k] = A
         return sigma, k
     Qu, Ru = np.linalg.qr(np.ascontiguousarray(U.T))
     Qa, Ra = np.linalg.qr(np.ascontiguousarray(A.T))
-    M = np.dot(Ru, Ra.T)
-    Pm, sv, Yt = np.linalg.svd(M, full_matrices=False)
+    Pm, sv, Yt = np.linalg.svd(np.dot(Ru, Ra.T), full_matrices=False)
     ns = sv.shape[0]
     sigma[:ns] = sv
-    # unit singular factors as coefficient vectors in the Q bases: ũ_i = Qu P[:, i], Ã_i = Qa Y[:, i]
-    m0 = split_point(sigma, r)
-    coef = np.zeros((ns, r), dt)          # output slot j = Σ_i coef[i, j] (ũ_i, Ã_i)
-    for i in range(min(m0, ns)):
-        coef[i, i] = np.sqrt(sigma[i])
-    n_slots = r - m0
-    s1 = 0.0
-    for i in range(m0, k):
-        s1 += sigma[i]
-    if s1 > 0.0:
-        q = k - m0
-        if mode == MODE_TRUNCATED:
-            for i in range(m0, min(r, ns)):
-                coef[i, i] = np.sqrt(sigma[i])
-        elif mode == MODE_OPTIMAL and q == n_slots + 1:
-            scale = np.sqrt(s1 / n_slots)
-            w = np.empty(q, dt)
-            for t in range(q):
-                p = n_slots * sigma[m0 + t] / s1
-                w[t] = np.sqrt(max(1.0 - p, 0.0))
-            nw = np.sqrt(np.sum(w * w))
-            w /= nw
-            v = -w.copy()
-            v[0] += 1.0                     # v = e₁ − w; reflection I − 2vvᵀ/vᵀv maps e₁ to w
-            vv = np.sum(v * v)
-            for t in range(q):
-                i = m0 + t
-                if i >= ns:
-                    break
-                for j in range(n_slots):
-                    qij = (1.0 if t == j + 1 else 0.0)
-                    if vv > 1e-30:
-                        qij -= 2.0 * v[t] * v[j + 1] / vv
-                    coef[i, m0 + j] = scale * signs[t] * qij
-        else:
-            scale = np.sqrt(s1 / n_slots)
-            cum = 0.0
-            point = offset
-            slot = 0
-            for t in range(q):
-                i = m0 + t
-                cum += n_slots * sigma[i] / s1
-                last = t == q - 1
-                while slot < n_slots and (point < cum or last):
-                    if i < ns:
-                        coef[i, m0 + slot] = scale
-                    slot += 1
-                    point += 1.0
-                    if not last:
-                        break
-    # recombine: out_U = (Qu P coef)ᵀ, out_A = (Qa Y coef)ᵀ
-    cu = np.dot(Pm, coef)                 # (rank_u, r)
-    ca = np.dot(Yt.T, coef)               # (rank_a, r)
+    coef = np.zeros((k, r), U.dtype)
+    m0 = mixing_coefficients(sigma, r, signs, offset, mode, coef)
+    # out_U = (Qu P coef)ᵀ, out_A = (Qa Y coef)ᵀ
+    cu = np.dot(Pm, coef[:ns])
+    ca = np.dot(Yt.T, coef[:ns])
     out_U[:, :] = np.dot(np.ascontiguousarray(cu.T), np.ascontiguousarray(Qu.T))
     out_A[:, :] = np.dot(np.ascontiguousarray(ca.T), np.ascontiguousarray(Qa.T))
     return sigma, m0
+
+
+@kernel
+def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
+    """Fast reduction used by the OK estimator: same result as :func:`reduce_terms` but the
+    large side only enters through its Gram matrix ``A Aᵀ`` and one recombination product.
+
+    Thin QR of the small side ``Uᵀ = Q_u R_u`` (exact: if rank(U) ≤ r the output is C up to
+    rounding), then ``Ā = R_u A`` has the singular values of C: ``Ā Āᵀ = R_u (A Aᵀ) R_uᵀ =
+    P Σ² Pᵀ``; unit factors ``ũ_i = Q_u P_i`` and ``Ã_i = Āᵀ P_i / σ_i``, so the output is
+    ``out_U = (Q_u P coef)ᵀ`` and ``out_A = Xᵀ A`` with ``X = R_uᵀ P Σ⁻¹ coef``. Whatever the
+    rounding in P, ``Σ_i ũ_i σ_i Ã_iᵀ = Q_u P Pᵀ Ā = C``, so the construction stays unbiased;
+    components with ``σ_i² ≤ 0`` after rounding (true σ_i below ~1e-8 σ₁ in float64) are
+    dropped. ``out_A`` must not overlap ``A``.
+    """
+    k = U.shape[0]
+    Qu, Ru = np.linalg.qr(np.ascontiguousarray(U.T))
+    kk = Ru.shape[0]                      # min(a, k)
+    if kk <= r:                           # exact: C = Σ_i Q_u[:, i] ⊗ (R_u A)_i
+        out_U[:] = 0.0
+        out_U[:kk] = Qu.T
+        out_A[kk:] = 0.0
+        np.dot(np.ascontiguousarray(Ru), A, out_A[:kk])
+        return kk
+    G = np.dot(A, A.T)
+    M = np.dot(np.dot(Ru, G), Ru.T)
+    lam, Pm = np.linalg.eigh(0.5 * (M + M.T))
+    sigma = np.zeros(k, U.dtype)
+    P = np.empty((kk, kk), U.dtype)
+    inv = np.zeros(kk, U.dtype)
+    for i in range(kk):                   # descending order
+        P[:, i] = Pm[:, kk - 1 - i]
+        li = lam[kk - 1 - i]
+        if li > 0.0:
+            sigma[i] = np.sqrt(li)
+            inv[i] = 1.0 / sigma[i]
+    coef = np.zeros((k, r), U.dtype)
+    m0 = mixing_coefficients(sigma, r, signs, offset, mode, coef)
+    c = coef[:kk]
+    out_U[:, :] = np.dot(np.ascontiguousarray(np.dot(P, c).T), np.ascontiguousarray(Qu.T))
+    Xi = np.dot(P, inv.reshape(kk, 1) * c)          # (kk, r)
+    X = np.dot(np.ascontiguousarray(Ru.T), Xi)      # (k, r)
+    np.dot(np.ascontiguousarray(X.T), A, out_A)
+    return m0
 
 
 def _as_rng(rng):
