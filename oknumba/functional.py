@@ -84,8 +84,8 @@ def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, t
     rank : int, optional
         Number of Kronecker terms for ``"ok"``, ``"ok-truncated"``, ``"kf-avg"``.
     seed : int or numpy.random.Generator, optional
-        Randomness of stochastic estimators: the returned gradient is one sample whose
-        expectation is the exact gradient.
+        Randomness of stochastic estimators (per-stream splitmix64 states derived from it):
+        the returned gradient is one sample whose expectation is the exact gradient.
     truncation : int, optional
         TBPTT chunk length k ≥ 1.
 
@@ -134,13 +134,9 @@ def run_estimator(model, W, V, xs, ys, resets, est, on_step=None):
         if resets[t].any():
             s_prev[resets[t]] = 0.0
             est.reset(resets[t])
-        cell.forward(W, xs[t], s_prev, s, buf["rows"], buf["aux"])
-        cell.fill_D(W, s_prev, s, buf["rows"], buf["aux"], buf["D"])
-        if est.needs_H:
-            cell.fill_H(W, s_prev, s, buf["rows"], buf["aux"], buf["H"])
-        est.update(W, s_prev, s, buf["rows"], buf["aux"], buf["D"], buf["H"])
+        cell.step(W, xs[t], s_prev, s, buf["rows"], buf["aux"], buf["D"], buf["H"], est.needs_H)
         loss += readout_loss_grad(V, s, ys[t], cell.n, dV, delta)
-        est.add_gradient(delta, dW)
+        est.step(W, s_prev, s, buf["rows"], buf["aux"], buf["D"], buf["H"], delta, dW)
         if on_step is not None:
             on_step(t, est, delta)
         s_prev, s = s, s_prev

@@ -25,7 +25,7 @@ from ._validate import check_positive_int
 from .estimators import ESTIMATORS, make_estimator
 from .estimators.bptt import backprop_chunk
 from .model import RNN, readout_loss_grad
-from .optim import clip_by_norm, make_optimizer
+from .optim import make_optimizer
 
 LEARNER_METHODS = tuple(ESTIMATORS) + ("tbptt",)
 
@@ -147,21 +147,18 @@ class OnlineLearner:
             s_prev[reset] = 0.0
             if self.estimator is not None:
                 self.estimator.reset(reset)
+        slot = 0
         if self.method == "tbptt":
             w, slot = self._window, self.steps % self.truncation
             rows, D, H = w["rows"][slot], w["D"][slot], w["H"][slot]
             w["resets"][slot] = False if reset is None else reset
         else:
             rows, D, H = b["rows"], b["D"], b["H"]
-        cell.forward(W, x, s_prev, s, rows, b["aux"])
-        cell.fill_D(W, s_prev, s, rows, b["aux"], D)
-        if H.size:
-            cell.fill_H(W, s_prev, s, rows, b["aux"], H)
+        cell.step(W, x, s_prev, s, rows, b["aux"], D, H, H.size > 0)
         delta = self._window["deltas"][slot] if self.method == "tbptt" else self._delta
         loss = readout_loss_grad(V, s, y, cell.n, self.grads["V"], delta)
         if self.method != "tbptt":
-            self.estimator.update(W, s_prev, s, rows, b["aux"], D, H)
-            self.estimator.add_gradient(delta, self.grads["W"])
+            self.estimator.step(W, s_prev, s, rows, b["aux"], D, H, delta, self.grads["W"])
         self.state, self._s_new = s, s_prev
         self.steps += 1
         if self.steps % self.update_every == 0:
@@ -169,21 +166,13 @@ class OnlineLearner:
                 w = self._window
                 backprop_chunk(w["rows"], w["D"], w["H"], w["deltas"], w["resets"],
                                self.grads["W"], self._carry[0], self._carry[1])
-            self._apply_update()
+            self.last_grad_norms = self.optimizer.update(self.model.params, self.grads,
+                                                         self._grad_scale, self.clip)
+            self.updates += 1
         n_valid = int((y >= 0).sum())
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss became {loss} at step {self.steps}; lower lr or check the inputs")
         return loss / n_valid if n_valid else 0.0
-
-    def _apply_update(self):
-        for g in self.grads.values():
-            g *= self._grad_scale
-        if self.clip is not None:
-            self.last_grad_norms = clip_by_norm(self.grads, self.clip)
-        self.optimizer.step(self.model.params, self.grads)
-        for g in self.grads.values():
-            g[...] = 0.0
-        self.updates += 1
 
     # ------------------------------------------------------------------------------
     def config(self):

@@ -40,6 +40,46 @@ def _sq_norm(g):
     return acc
 
 
+@kernel(fastmath=True)
+def _scale_and_clip(g, scale, max_norm):
+    """``g ← scale·g``, then ``g ← g·min(1, max_norm/‖g‖)`` (max_norm ≤ 0: no clipping);
+    returns ‖scale·g‖."""
+    gf = g.reshape(-1)
+    acc = 0.0
+    for i in range(gf.shape[0]):
+        gf[i] *= scale
+        acc += gf[i] * gf[i]
+    norm = np.sqrt(acc)
+    if max_norm > 0.0 and norm > max_norm:
+        c = max_norm / norm
+        for i in range(gf.shape[0]):
+            gf[i] *= c
+    return norm
+
+
+@kernel(fastmath=True)
+def _adam_pair(W, V, gW, gV, mW, vW, mV, vV, scale, max_norm, lr_t, b1, b2, eps_t):
+    """Scale, clip and apply Adam to both parameters of the model, then zero the gradients."""
+    nW = _scale_and_clip(gW, scale, max_norm)
+    nV = _scale_and_clip(gV, scale, max_norm)
+    _adam(W, gW, mW, vW, lr_t, b1, b2, eps_t)
+    _adam(V, gV, mV, vV, lr_t, b1, b2, eps_t)
+    gW[:] = 0.0
+    gV[:] = 0.0
+    return nW, nV
+
+
+@kernel(fastmath=True)
+def _sgd_pair(W, V, gW, gV, scale, max_norm, lr):
+    nW = _scale_and_clip(gW, scale, max_norm)
+    nV = _scale_and_clip(gV, scale, max_norm)
+    _sgd(W, gW, lr)
+    _sgd(V, gV, lr)
+    gW[:] = 0.0
+    gV[:] = 0.0
+    return nW, nV
+
+
 def clip_by_norm(grads, max_norm):
     """Scale each gradient array in place to norm ≤ ``max_norm``; returns the norms before."""
     norms = {}
@@ -59,6 +99,23 @@ class Adam:
         self.t = 0
         self.m = {k: np.zeros_like(p) for k, p in params.items()}
         self.v = {k: np.zeros_like(p) for k, p in params.items()}
+
+    def _rates(self):
+        c1 = 1.0 - self.beta1 ** self.t
+        c2 = math.sqrt(1.0 - self.beta2 ** self.t)
+        return self.lr * c2 / c1, self.eps * c2
+
+    def update(self, params, grads, scale=1.0, clip=None):
+        """Scale the gradients of ``{"W", "V"}``, clip each to norm ``clip``, step, and zero
+        them — one kernel call. Returns the gradient norms before clipping."""
+        self.t += 1
+        lr_t, eps_t = self._rates()
+        dt = params["W"].dtype.type
+        nW, nV = _adam_pair(params["W"], params["V"], grads["W"], grads["V"], self.m["W"],
+                            self.v["W"], self.m["V"], self.v["V"], dt(scale),
+                            dt(-1.0 if clip is None else clip), dt(lr_t), dt(self.beta1),
+                            dt(self.beta2), dt(eps_t))
+        return {"W": float(nW), "V": float(nV)}
 
     def step(self, params, grads):
         self.t += 1
@@ -91,6 +148,14 @@ class SGD:
     def __init__(self, params, lr=1e-2):
         self.lr = float(lr)
         self.t = 0
+
+    def update(self, params, grads, scale=1.0, clip=None):
+        """As :meth:`Adam.update`."""
+        self.t += 1
+        dt = params["W"].dtype.type
+        nW, nV = _sgd_pair(params["W"], params["V"], grads["W"], grads["V"], dt(scale),
+                           dt(-1.0 if clip is None else clip), dt(self.lr))
+        return {"W": float(nW), "V": float(nV)}
 
     def step(self, params, grads):
         self.t += 1

@@ -6,7 +6,7 @@ import pytest
 
 import oknumba
 from conftest import random_sequence, rel_err
-from oknumba.estimators.kf import kf_mix_step
+from oknumba.estimators.kf import kf_mix_stream
 from oknumba.estimators.reduce import (MODE_OPTIMAL, MODE_SAMPLING, MODE_TRUNCATED, reduce_terms,
                                        reduce_terms_gram)
 
@@ -157,9 +157,9 @@ def test_one_ok_never_worse_than_kf_per_step():
         us_work = np.concatenate([us, rows], axis=1)                     # (1, 2, a)
         work = np.stack([Bp[0, :, 0].T, D[0, 0].T])[None]                # (1, 2, P, S)
         for c in (-1.0, 1.0):
-            ou, oAt = np.zeros((1, 1, a)), np.zeros((1, 1, P, S))
-            kf_mix_step(us_work, work, np.array([[[1.0, c]]]), ou, oAt)
-            kf_var += 0.5 * np.sum((np.outer(ou[0, 0], oAt[0, 0].T.ravel()) - C) ** 2)
+            ou, oAt = np.zeros((1, a)), np.zeros((1, P, S))
+            kf_mix_stream(us_work[0], work[0], np.array([[1.0, c]]), ou, oAt)
+            kf_var += 0.5 * np.sum((np.outer(ou[0], oAt[0].T.ravel()) - C) ** 2)
         U = np.stack([us[0, 0], rows[0, 0]])
         A = np.stack([Bp[0, :, 0].ravel(), D[0, 0].ravel()])
         Cp, _ = _reduce(U, A, 1, [1.0, -1.0])

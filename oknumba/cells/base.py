@@ -24,7 +24,8 @@ INIT_SCHEMES = ("paper", "normal", "xavier", "uniform")
 
 class Cell:
     """Base class. Subclasses set ``name``, ``n_blocks``, ``state_factor``, ``n_terms``
-    and the four kernels ``_forward``, ``_fill_D``, ``_fill_H``, ``_jvp``."""
+    and the kernels ``_forward``, ``_fill_D``, ``_fill_H``, ``_jvp`` and ``_step``
+    (the first three fused, for the hot path)."""
 
     name = None
     n_blocks = 1      # gate blocks: P = n_blocks * n
@@ -87,6 +88,10 @@ class Cell:
     def jvp(self, W, s_prev, s, rows, aux, v, out):
         """``out = H v`` per stream (B,S), without forming H."""
         self._jvp(W, s_prev, s, rows, aux, v, out)
+
+    def step(self, W, x, s_prev, s, rows, aux, D, H, want_H=True):
+        """:meth:`forward`, :meth:`fill_D` and (if ``want_H``) :meth:`fill_H` in one kernel call."""
+        self._step(W, x, s_prev, s, rows, aux, D, H, want_H)
 
     def hidden(self, s):
         """The part of the state the readout sees (``h``; the first n entries)."""

@@ -117,6 +117,16 @@ def _jvp(W, s_prev, s, rows, aux, v, out):
             out[b, j] = u[j] * v[b, j] + mu[j] * tmp[n + j] + gamma[j] * dzc[j]
 
 
+
+@kernel
+def _step(W, x, s_prev, s, rows, aux, D, H, want_H):
+    """forward + D (+ H) in one call (the learner's hot path)."""
+    _forward(W, x, s_prev, s, rows, aux)
+    _fill_D(W, s_prev, s, rows, aux, D)
+    if want_H:
+        _fill_H(W, s_prev, s, rows, aux, H)
+
+
 class GRU(Cell):
     name = "gru"
     n_blocks = 3
@@ -125,3 +135,4 @@ class GRU(Cell):
     _fill_D = staticmethod(_fill_D)
     _fill_H = staticmethod(_fill_H)
     _jvp = staticmethod(_jvp)
+    _step = staticmethod(_step)

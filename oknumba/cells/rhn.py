@@ -70,6 +70,16 @@ def _jvp(W, s_prev, s, rows, aux, v, out):
             out[b, j] = f * v[b, j] + alpha * tmp[j] + beta * tmp[n + j]
 
 
+
+@kernel
+def _step(W, x, s_prev, s, rows, aux, D, H, want_H):
+    """forward + D (+ H) in one call (the learner's hot path)."""
+    _forward(W, x, s_prev, s, rows, aux)
+    _fill_D(W, s_prev, s, rows, aux, D)
+    if want_H:
+        _fill_H(W, s_prev, s, rows, aux, H)
+
+
 class RHN(Cell):
     name = "rhn"
     n_blocks = 2
@@ -77,3 +87,4 @@ class RHN(Cell):
     _fill_D = staticmethod(_fill_D)
     _fill_H = staticmethod(_fill_H)
     _jvp = staticmethod(_jvp)
+    _step = staticmethod(_step)

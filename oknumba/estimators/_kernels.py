@@ -28,25 +28,30 @@ def add_outer_rows_D(rows, D, g, scale, dW):
 
 
 @kernel(fastmath=True)
+def kron_gradient_stream(us_b, At_b, g_b, scale, dW, v):
+    """``dW += scale · Σ_i outer(us_b[i], A_iᵀ g_b)`` for one stream's factors ``us_b``
+    (r,a) and transposed ``At_b`` (r,P,S) (identity ``δᵀ(u⊗A) = u ⊗ (δᵀA)``); ``v`` is a
+    (P,) work array."""
+    r, P, S = At_b.shape
+    for i in range(r):
+        for j in range(P):
+            acc = 0.0
+            for p in range(S):
+                acc += At_b[i, j, p] * g_b[p]
+            v[j] = acc
+        for q in range(us_b.shape[1]):
+            uq = scale * us_b[i, q]
+            if uq != 0.0:
+                for j in range(P):
+                    dW[q, j] += uq * v[j]
+
+
+@kernel
 def add_kron_gradient(us, At, g, scale, dW):
-    """``dW += scale · Σ_b Σ_i outer(us[b,i], A_iᵀ g[b])`` for factors stored as ``us``
-    (B,r,a) and transposed ``At`` (B,r,P,S) — the gradient of a Kronecker-sum influence
-    (identity ``δᵀ(u⊗A) = u ⊗ (δᵀA)``)."""
-    B, r, P, S = At.shape
-    a = us.shape[2]
-    v = np.empty(P, dtype=dW.dtype)
-    for b in range(B):
-        for i in range(r):
-            for j in range(P):
-                acc = 0.0
-                for p in range(S):
-                    acc += At[b, i, j, p] * g[b, p]
-                v[j] = acc
-            for q in range(a):
-                uq = scale * us[b, i, q]
-                if uq != 0.0:
-                    for j in range(P):
-                        dW[q, j] += uq * v[j]
+    """:func:`kron_gradient_stream` summed over the streams of ``us`` (B,r,a), ``At`` (B,r,P,S)."""
+    v = np.empty(At.shape[2], dtype=dW.dtype)
+    for b in range(At.shape[0]):
+        kron_gradient_stream(us[b], At[b], g[b], scale, dW, v)
 
 
 @kernel

@@ -10,12 +10,16 @@ An estimator tracks, per stream b of a batch, an estimate ``G̃`` of the influen
   ``H`` is only filled when ``needs_H`` is True (UORO uses ``cell.jvp`` instead);
 * ``add_gradient(delta, dW)`` — ``dW += Σ_b delta[b]ᵀ G̃[b]`` reshaped (a×P), the gradient of
   a loss whose derivative with respect to ``s_t`` is ``delta`` (B,S);
+* ``step(W, s_prev, s, rows, aux, D, H, delta, dW)`` — ``update`` then ``add_gradient`` in
+  as few kernel calls as the method allows (the learner's hot path);
 * ``dense()`` — ``G̃`` as a dense (B, S, a, P) array (tests and noise studies, small sizes).
 
 ``state_dict()`` / ``load_state_dict()`` return and take every array and random state
 needed to continue bit-identically (checkpoints).
 """
 import numpy as np
+
+from .._rng import seed_streams
 
 
 class Estimator:
@@ -40,6 +44,10 @@ class Estimator:
     def add_gradient(self, delta, dW):
         raise NotImplementedError
 
+    def step(self, W, s_prev, s, rows, aux, D, H, delta, dW):
+        self.update(W, s_prev, s, rows, aux, D, H)
+        self.add_gradient(delta, dW)
+
     def dense(self):
         raise NotImplementedError
 
@@ -55,3 +63,14 @@ class Estimator:
 
     def _arrays(self):
         return {}
+
+
+class StochasticEstimator(Estimator):
+    """An estimator drawing its random signs from per-stream splitmix64 states
+    (:mod:`oknumba._rng`), kept in ``rng_state`` (B,) uint64 and checkpointed with it."""
+
+    stochastic = True
+
+    def __init__(self, cell, batch, dtype, seed=None):
+        super().__init__(cell, batch, dtype)
+        self.rng_state = seed_streams(seed, batch)

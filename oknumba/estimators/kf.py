@@ -15,61 +15,76 @@ baseline for r-OK; it shares OK's factor layout and product.
 import numpy as np
 
 from .._jit import kernel
-from .ok import KroneckerSumEstimator
+from .._rng import rademacher
+from ._kernels import kron_gradient_stream
+from .ok import KroneckerSumEstimator, kron_sum_product_stream
 
 
 @kernel
-def kf_mix_step(us_work, work, signs, us, At):
-    """Per stream b and copy i: mix ``(us_work[b,i], work[b,i])`` (the propagated term) and
-    the K new terms ``(us_work[b,r+k], work[b,r+k])`` into one, with signs ``signs[b,i,:]``
-    (length K + 1). Factors are stored transposed, ``work`` (B, r+K, P, S)."""
-    B, k, P, S = work.shape
-    r = At.shape[1]
+def kf_mix_stream(us_work_b, work_b, signs, us_b, At_b):
+    """One stream: mix each copy i's propagated term ``(us_work_b[i], work_b[i])`` with the K
+    new terms ``(us_work_b[r+k], work_b[r+k])`` into one term, with signs ``signs[i, :]``
+    (length K + 1). Factors are stored transposed, ``work_b`` (r+K, P, S)."""
+    k, P, S = work_b.shape
+    r = At_b.shape[0]
     K = k - r
-    dt = us.dtype
-    u_new = np.empty(us.shape[2], dt)
+    dt = us_b.dtype
+    u_new = np.empty(us_b.shape[1], dt)
     A_new = np.empty((P, S), dt)
     p_new = np.empty(K, dt)
-    for b in range(B):
+    for kk in range(K):
+        nD = np.sqrt(np.sum(work_b[r + kk] * work_b[r + kk]))
+        nR = np.sqrt(np.sum(us_work_b[r + kk] * us_work_b[r + kk]))
+        p_new[kk] = np.sqrt(nD / nR) if (nD > 0.0 and nR > 0.0) else 0.0
+    for i in range(r):
+        nu = np.sqrt(np.sum(us_work_b[i] * us_work_b[i]))
+        nA = np.sqrt(np.sum(work_b[i] * work_b[i]))
+        u_new[:] = 0.0
+        A_new[:] = 0.0
+        if nu > 0.0 and nA > 0.0:
+            p1 = np.sqrt(nA / nu)
+            c = signs[i, 0]
+            u_new += (c * p1) * us_work_b[i]
+            A_new += (c / p1) * work_b[i]
         for kk in range(K):
-            nD = np.sqrt(np.sum(work[b, r + kk] * work[b, r + kk]))
-            nR = np.sqrt(np.sum(us_work[b, r + kk] * us_work[b, r + kk]))
-            p_new[kk] = np.sqrt(nD / nR) if (nD > 0.0 and nR > 0.0) else 0.0
+            if p_new[kk] > 0.0:
+                c = signs[i, kk + 1]
+                u_new += (c * p_new[kk]) * us_work_b[r + kk]
+                A_new += (c / p_new[kk]) * work_b[r + kk]
+        us_b[i] = u_new
+        At_b[i] = A_new
+
+
+@kernel
+def kf_step(H, At, work, us, rows, D, us_work, rng_state, delta, scale, dW, with_gradient):
+    """Per stream: product, KF mixing of every copy with signs from ``rng_state[b]`` (only
+    sign products matter: the first sign of each copy is fixed to +1), optional gradient."""
+    B, r, P, S = At.shape
+    K = rows.shape[1]
+    signs = np.ones((r, K + 1), us.dtype)
+    v = np.empty(P, dW.dtype)
+    for b in range(B):
+        kron_sum_product_stream(H[b], At[b], work[b], us[b], rows[b], D[b], us_work[b])
         for i in range(r):
-            nu = np.sqrt(np.sum(us_work[b, i] * us_work[b, i]))
-            nA = np.sqrt(np.sum(work[b, i] * work[b, i]))
-            u_new[:] = 0.0
-            A_new[:] = 0.0
-            if nu > 0.0 and nA > 0.0:
-                p1 = np.sqrt(nA / nu)
-                c = signs[b, i, 0]
-                u_new += (c * p1) * us_work[b, i]
-                A_new += (c / p1) * work[b, i]
             for kk in range(K):
-                if p_new[kk] > 0.0:
-                    c = signs[b, i, kk + 1]
-                    u_new += (c * p_new[kk]) * us_work[b, r + kk]
-                    A_new += (c / p_new[kk]) * work[b, r + kk]
-            us[b, i] = u_new
-            At[b, i] = A_new
+                signs[i, kk + 1] = rademacher(rng_state, b)
+        kf_mix_stream(us_work[b], work[b], signs, us[b], At[b])
+        if with_gradient:
+            kron_gradient_stream(us[b], At[b], delta[b], scale, dW, v)
 
 
 class KFAverage(KroneckerSumEstimator):
     """Mean of ``rank`` independent KF-RTRL copies (method ``"kf-avg"``)."""
 
     method = "kf-avg"
-    stochastic = True
 
     def __init__(self, cell, batch, dtype, rank, seed=None):
         super().__init__(cell, batch, dtype, rank, seed)
         self.gradient_scale = 1.0 / self.rank
 
-    def update(self, W, s_prev, s, rows, aux, D, H):
-        self._product(H, rows, D)
-        signs = np.ones((self.batch, self.rank, self.cell.n_terms + 1), self.dtype)
-        # only sign products matter: fix the first sign, draw the others
-        signs[:, :, 1:] = (self.rng.integers(0, 2, size=signs[:, :, 1:].shape) * 2 - 1)
-        kf_mix_step(self._us_work, self._work, signs, self.us, self.At)
+    def _step(self, H, rows, D, delta, dW, with_gradient):
+        kf_step(H, self.At, self._work, self.us, rows, D, self._us_work, self.rng_state, delta,
+                self.dtype.type(self.gradient_scale), dW, with_gradient)
 
 
 class KF(KFAverage):

@@ -15,43 +15,53 @@ Per stream the influence is kept as ``G̃ = Σ_{i=1}^r u_i ⊗ A_i`` with factor
    **biased**.
 
 Cost per stream and step: 2 r S² P (products) + 2 k² S P (Gram) + 2 r k S P (recombination)
-+ O(k a² + k³) (small QR and eigen-decomposition); memory O(r S P).
++ O(k a² + k³) (small QR and eigen-decomposition); memory O(r S P). Random signs come from
+each stream's own splitmix64 state.
 """
 import numpy as np
 
 from .._jit import kernel
-from ._kernels import add_kron_gradient
-from .base import Estimator
-from .reduce import MODE_OPTIMAL, MODE_TRUNCATED, _as_rng, _check_rank, draw_signs, reduce_terms_gram
+from .._rng import rademacher, uniform
+from ._kernels import add_kron_gradient, kron_gradient_stream
+from .base import StochasticEstimator
+from .reduce import MODE_OPTIMAL, MODE_TRUNCATED, _check_rank, reduce_terms_gram
 
 
 @kernel
-def kron_sum_product(H, At, work, us, rows, D, us_work):
-    """Fill the k = r + K term block of each stream: ``work[b, :r] = At[b] Hᵀ`` (one GEMM),
-    ``work[b, r+k] = D_kᵀ``, ``us_work[b] = [us[b]; rows[b]]``."""
+def kron_sum_product_stream(H_b, At_b, work_b, us_b, rows_b, D_b, us_work_b):
+    """Fill one stream's k = r + K term block: ``work_b[:r] = At_b Hᵀ`` (one GEMM),
+    ``work_b[r+k] = D_kᵀ``, ``us_work_b = [us_b; rows_b]``."""
+    r, P, S = At_b.shape
+    K = rows_b.shape[0]
+    np.dot(At_b.reshape(r * P, S), H_b.T, work_b[:r].reshape(r * P, S))
+    for kk in range(K):
+        for p in range(S):
+            for j in range(P):
+                work_b[r + kk, j, p] = D_b[kk, p, j]
+    us_work_b[:r] = us_b
+    us_work_b[r:] = rows_b
+
+
+@kernel
+def ok_step(H, At, work, us, rows, D, us_work, rng_state, mode, delta, scale, dW, with_gradient):
+    """Per stream: product, OK reduction with signs from ``rng_state[b]``, and (optionally)
+    the gradient ``dW += scale · δ_bᵀ G̃_b`` of the reduced estimate."""
     B, r, P, S = At.shape
-    K = rows.shape[1]
+    k = work.shape[1]
+    signs = np.empty(k, us.dtype)
+    v = np.empty(P, dW.dtype)
     for b in range(B):
-        np.dot(At[b].reshape(r * P, S), H[b].T, work[b, :r].reshape(r * P, S))
-        for kk in range(K):
-            for p in range(S):
-                for j in range(P):
-                    work[b, r + kk, j, p] = D[b, kk, p, j]
-        us_work[b, :r] = us[b]
-        us_work[b, r:] = rows[b]
-
-
-@kernel
-def ok_reduce_batch(us_work, work, signs, offsets, mode, us, At):
-    """Per stream: reduce the k terms ``(us_work[b], work[b])`` to r terms in ``(us[b], At[b])``."""
-    B, k, P, S = work.shape
-    r = At.shape[1]
-    for b in range(B):
-        reduce_terms_gram(us_work[b], work[b].reshape(k, P * S), r, signs[b], offsets[b], mode,
+        kron_sum_product_stream(H[b], At[b], work[b], us[b], rows[b], D[b], us_work[b])
+        for i in range(k):
+            signs[i] = rademacher(rng_state, b)
+        offset = uniform(rng_state, b)
+        reduce_terms_gram(us_work[b], work[b].reshape(k, P * S), r, signs, offset, mode,
                           us[b], At[b].reshape(r, P * S))
+        if with_gradient:
+            kron_gradient_stream(us[b], At[b], delta[b], scale, dW, v)
 
 
-class KroneckerSumEstimator(Estimator):
+class KroneckerSumEstimator(StochasticEstimator):
     """Shared state of estimators that keep ``G̃ = scale · Σ_i u_i ⊗ A_i`` per stream."""
 
     takes_rank = True
@@ -59,23 +69,26 @@ class KroneckerSumEstimator(Estimator):
     gradient_scale = 1.0
 
     def __init__(self, cell, batch, dtype, rank, seed=None):
-        super().__init__(cell, batch, dtype)
+        super().__init__(cell, batch, dtype, seed)
         if rank is None:
             raise ValueError(f"method {self.method!r} needs rank=r (an integer >= 1)")
         self.rank = _check_rank(rank)
-        self.rng = _as_rng(seed)
         r, k = self.rank, self.rank + cell.n_terms
         self.us = np.zeros((batch, r, cell.a), self.dtype)
         self.At = np.zeros((batch, r, cell.P, cell.S), self.dtype)
         self._us_work = np.zeros((batch, k, cell.a), self.dtype)
         self._work = np.zeros((batch, k, cell.P, cell.S), self.dtype)
+        self._no_grad = (np.zeros((batch, cell.S), self.dtype), np.zeros((1, 1), self.dtype))
 
     def reset(self, mask):
         self.us[mask] = 0.0
         self.At[mask] = 0.0
 
-    def _product(self, H, rows, D):
-        kron_sum_product(H, self.At, self._work, self.us, rows, D, self._us_work)
+    def update(self, W, s_prev, s, rows, aux, D, H):
+        self._step(H, rows, D, *self._no_grad, False)
+
+    def step(self, W, s_prev, s, rows, aux, D, H, delta, dW):
+        self._step(H, rows, D, delta, dW, True)
 
     def add_gradient(self, delta, dW):
         add_kron_gradient(self.us, self.At, delta, self.dtype.type(self.gradient_scale), dW)
@@ -83,32 +96,19 @@ class KroneckerSumEstimator(Estimator):
     def dense(self):
         return self.gradient_scale * np.einsum("bia,bijs->bsaj", self.us, self.At)
 
-    def state_dict(self):
-        d = super().state_dict()
-        d["rng"] = self.rng.bit_generator.state
-        return d
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.rng.bit_generator.state = state["rng"]
-
     def _arrays(self):
-        return {"us": self.us, "At": self.At}
+        return {"us": self.us, "At": self.At, "rng_state": self.rng_state}
 
 
 class OK(KroneckerSumEstimator):
     """r-OK (method ``"ok"``): theorem-optimal unbiased rank-r Kronecker-sum estimate."""
 
     method = "ok"
-    stochastic = True
     _mode = MODE_OPTIMAL
 
-    def update(self, W, s_prev, s, rows, aux, D, H):
-        self._product(H, rows, D)
-        k = self.rank + self.cell.n_terms
-        signs = draw_signs(self.rng, (self.batch, k), self.dtype)
-        offsets = self.rng.random(self.batch).astype(self.dtype)
-        ok_reduce_batch(self._us_work, self._work, signs, offsets, self._mode, self.us, self.At)
+    def _step(self, H, rows, D, delta, dW, with_gradient):
+        ok_step(H, self.At, self._work, self.us, rows, D, self._us_work, self.rng_state,
+                self._mode, delta, self.dtype.type(1.0), dW, with_gradient)
 
 
 class OKTruncated(OK):

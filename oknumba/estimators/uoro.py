@@ -12,24 +12,30 @@ with ε = 1e-5 as in the original code. After a reset (s' = θ̃ = 0) this gives
 import numpy as np
 
 from .._jit import kernel
-from .base import Estimator
-from .reduce import _as_rng, draw_signs
+from .._rng import rademacher
+from .base import StochasticEstimator
 
 EPSILON = 1e-5
 
 
 @kernel(fastmath=True)
-def uoro_step(s_tilde, theta, s_prime, rows, D, nu, eps, dtheta):
+def uoro_step(s_tilde, theta, s_prime, rows, D, rng_state, eps, dtheta, delta, dW, with_gradient):
+    """Per stream: draw ν from ``rng_state[b]``, ``δθ = νᵀF``, the ρ-balanced rank-one update,
+    and (optionally) the gradient ``dW += (δ_b · s̃_b) θ̃_b``."""
     B, K, S, P = D.shape
     a = rows.shape[2]
     v = np.empty(P, theta.dtype)
+    nu = np.empty(S, theta.dtype)
+    dW_flat = dW.reshape(-1)
     for b in range(B):
+        for p in range(S):
+            nu[p] = rademacher(rng_state, b)
         dtheta[:] = 0.0
         for k in range(K):
             v[:] = 0.0
             for p in range(S):
                 for j in range(P):
-                    v[j] += nu[b, p] * D[b, k, p, j]
+                    v[j] += nu[p] * D[b, k, p, j]
             for q in range(a):
                 rq = rows[b, k, q]
                 if rq != 0.0:
@@ -41,9 +47,16 @@ def uoro_step(s_tilde, theta, s_prime, rows, D, nu, eps, dtheta):
         rho0 = np.sqrt((n_theta + eps) / (n_sp + eps))
         rho1 = np.sqrt((n_dth + eps) / (np.sqrt(S) + eps))
         for p in range(S):
-            s_tilde[b, p] = rho0 * s_prime[b, p] + rho1 * nu[b, p]
+            s_tilde[b, p] = rho0 * s_prime[b, p] + rho1 * nu[p]
         for q in range(theta.shape[1]):
             theta[b, q] = theta[b, q] / rho0 + dtheta[q] / rho1
+        if with_gradient:
+            c = 0.0
+            for p in range(S):
+                c += delta[b, p] * s_tilde[b, p]
+            if c != 0.0:
+                for q in range(theta.shape[1]):
+                    dW_flat[q] += c * theta[b, q]
 
 
 @kernel
@@ -54,30 +67,34 @@ def _uoro_gradient(s_tilde, theta, delta, dW_flat):
             dW_flat += c * theta[b]
 
 
-class UORO(Estimator):
+class UORO(StochasticEstimator):
     """Unbiased Online Recurrent Optimization (method ``"uoro"``)."""
 
     method = "uoro"
     needs_H = False
-    stochastic = True
 
     def __init__(self, cell, batch, dtype, seed=None):
-        super().__init__(cell, batch, dtype)
-        self.rng = _as_rng(seed)
+        super().__init__(cell, batch, dtype, seed)
         self.s_tilde = np.zeros((batch, cell.S), self.dtype)
         self.theta = np.zeros((batch, cell.a * cell.P), self.dtype)
         self._s_prime = np.zeros((batch, cell.S), self.dtype)
         self._dtheta = np.zeros(cell.a * cell.P, self.dtype)
+        self._no_grad = (np.zeros((batch, cell.S), self.dtype), np.zeros((1, 1), self.dtype))
 
     def reset(self, mask):
         self.s_tilde[mask] = 0.0
         self.theta[mask] = 0.0
 
-    def update(self, W, s_prev, s, rows, aux, D, H):
+    def _run(self, W, s_prev, s, rows, aux, D, delta, dW, with_gradient):
         self.cell.jvp(W, s_prev, s, rows, aux, self.s_tilde, self._s_prime)
-        nu = draw_signs(self.rng, (self.batch, self.cell.S), self.dtype)
-        uoro_step(self.s_tilde, self.theta, self._s_prime, rows, D, nu,
-                  self.dtype.type(EPSILON), self._dtheta)
+        uoro_step(self.s_tilde, self.theta, self._s_prime, rows, D, self.rng_state,
+                  self.dtype.type(EPSILON), self._dtheta, delta, dW, with_gradient)
+
+    def update(self, W, s_prev, s, rows, aux, D, H):
+        self._run(W, s_prev, s, rows, aux, D, *self._no_grad, False)
+
+    def step(self, W, s_prev, s, rows, aux, D, H, delta, dW):
+        self._run(W, s_prev, s, rows, aux, D, delta, dW, True)
 
     def add_gradient(self, delta, dW):
         _uoro_gradient(self.s_tilde, self.theta, delta, dW.reshape(-1))
@@ -86,14 +103,5 @@ class UORO(Estimator):
         c = self.cell
         return np.einsum("bs,bq->bsq", self.s_tilde, self.theta).reshape(self.batch, c.S, c.a, c.P)
 
-    def state_dict(self):
-        d = super().state_dict()
-        d["rng"] = self.rng.bit_generator.state
-        return d
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.rng.bit_generator.state = state["rng"]
-
     def _arrays(self):
-        return {"s_tilde": self.s_tilde, "theta": self.theta}
+        return {"s_tilde": self.s_tilde, "theta": self.theta, "rng_state": self.rng_state}
