@@ -20,6 +20,7 @@ import numbers
 
 import numpy as np
 
+from ._jit import kernel
 from ._threads import pinned_threads
 from ._validate import check_positive_int
 from .estimators import ESTIMATORS, make_estimator
@@ -28,6 +29,21 @@ from .model import RNN, readout_loss_grad
 from .optim import make_optimizer
 
 LEARNER_METHODS = tuple(ESTIMATORS) + ("tbptt",)
+
+
+@kernel
+def _check_values(x, y, n_out):
+    """Number of targets ``y ≥ 0``; −1 if ``x`` has NaN/inf, −2 if a target is out of range."""
+    for v in x.ravel():
+        if not np.isfinite(v):
+            return -1
+    n = 0
+    for t in y:
+        if t < -1 or t >= n_out:
+            return -2
+        if t >= 0:
+            n += 1
+    return n
 
 
 class OnlineLearner:
@@ -115,31 +131,38 @@ class OnlineLearner:
         return pinned_threads(self.threads)
 
     def _check_step_input(self, x, y, reset):
+        """Cheap attribute checks here, value checks in one kernel; returns the number of
+        streams with a target."""
         B, m = self.batch, self.model
-        x = np.asarray(x)
-        if x.shape != (B, m.n_in) or x.dtype.kind != "f":
-            raise ValueError(f"x_t must be a float array of shape ({B}, {m.n_in}), got {x.dtype} {x.shape}")
-        if x.dtype != m.dtype or not x.flags.c_contiguous:
+        if not (isinstance(x, np.ndarray) and x.dtype == m.dtype and x.flags.c_contiguous):
+            x = np.asarray(x)
+            if x.dtype.kind != "f":
+                raise TypeError(f"x_t must be a float array of shape ({B}, {m.n_in}), got dtype {x.dtype}")
             x = np.ascontiguousarray(x, m.dtype)
-        if not np.isfinite(x).all():
-            raise ValueError("x_t contains NaN or inf")
-        y = np.asarray(y)
-        if y.shape != (B,) or y.dtype.kind not in "iu":
-            raise ValueError(f"y_t must be an integer array of shape ({B},), got {y.dtype} {y.shape}")
-        if y.dtype != np.int64:
+        if x.shape != (B, m.n_in):
+            raise ValueError(f"x_t must have shape ({B}, {m.n_in}), got {x.shape}")
+        if not (isinstance(y, np.ndarray) and y.dtype == np.int64):
+            y = np.asarray(y)
+            if y.dtype.kind not in "iu":
+                raise TypeError(f"y_t must be an integer array of shape ({B},), got dtype {y.dtype}")
             y = y.astype(np.int64)
-        if y.size and (y.min() < -1 or y.max() >= m.n_out):
-            raise ValueError(f"y_t must hold class ids in [0, {m.n_out - 1}] or -1, got {y}")
+        if y.shape != (B,):
+            raise ValueError(f"y_t must have shape ({B},), got {y.shape}")
         if reset is not None:
             reset = np.asarray(reset)
             if reset.shape != (B,) or reset.dtype != np.bool_:
                 raise ValueError(f"reset must be a boolean array of shape ({B},), got {reset.dtype} {reset.shape}")
-        return x, y, reset
+        n_valid = _check_values(x, y, m.n_out)
+        if n_valid == -1:
+            raise ValueError("x_t contains NaN or inf")
+        if n_valid == -2:
+            raise ValueError(f"y_t must hold class ids in [0, {m.n_out - 1}] or -1, got {y}")
+        return x, y, reset, n_valid
 
     def step(self, x_t, y_t, reset=None):
         """One online step on all streams; returns the mean cross-entropy (nats) of the
         streams with a target (``y ≥ 0``)."""
-        x, y, reset = self._check_step_input(x_t, y_t, reset)
+        x, y, reset, n_valid = self._check_step_input(x_t, y_t, reset)
         m, cell, b = self.model, self.model.cell, self._buf
         W, V = m.params["W"], m.params["V"]
         s_prev, s = self.state, self._s_new
@@ -169,7 +192,6 @@ class OnlineLearner:
             self.last_grad_norms = self.optimizer.update(self.model.params, self.grads,
                                                          self._grad_scale, self.clip)
             self.updates += 1
-        n_valid = int((y >= 0).sum())
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss became {loss} at step {self.steps}; lower lr or check the inputs")
         return loss / n_valid if n_valid else 0.0

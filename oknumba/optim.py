@@ -58,10 +58,14 @@ def _scale_and_clip(g, scale, max_norm):
 
 
 @kernel(fastmath=True)
-def _adam_pair(W, V, gW, gV, mW, vW, mV, vV, scale, max_norm, lr_t, b1, b2, eps_t):
-    """Scale, clip and apply Adam to both parameters of the model, then zero the gradients."""
+def _adam_pair(W, V, gW, gV, mW, vW, mV, vV, scale, max_norm, t, lr, b1, b2, eps):
+    """Scale, clip and apply Adam (step t ≥ 1) to both parameters of the model, then zero
+    the gradients. Bias corrections are folded into the step size and ε (equivalent)."""
     nW = _scale_and_clip(gW, scale, max_norm)
     nV = _scale_and_clip(gV, scale, max_norm)
+    c2 = np.sqrt(1.0 - b2 ** t)
+    lr_t = lr * c2 / (1.0 - b1 ** t)
+    eps_t = eps * c2
     _adam(W, gW, mW, vW, lr_t, b1, b2, eps_t)
     _adam(V, gV, mV, vV, lr_t, b1, b2, eps_t)
     gW[:] = 0.0
@@ -100,22 +104,14 @@ class Adam:
         self.m = {k: np.zeros_like(p) for k, p in params.items()}
         self.v = {k: np.zeros_like(p) for k, p in params.items()}
 
-    def _rates(self):
-        c1 = 1.0 - self.beta1 ** self.t
-        c2 = math.sqrt(1.0 - self.beta2 ** self.t)
-        return self.lr * c2 / c1, self.eps * c2
-
     def update(self, params, grads, scale=1.0, clip=None):
         """Scale the gradients of ``{"W", "V"}``, clip each to norm ``clip``, step, and zero
-        them — one kernel call. Returns the gradient norms before clipping."""
+        them — one kernel call. Returns the gradient norms ``(‖g_W‖, ‖g_V‖)`` before clipping."""
         self.t += 1
-        lr_t, eps_t = self._rates()
-        dt = params["W"].dtype.type
-        nW, nV = _adam_pair(params["W"], params["V"], grads["W"], grads["V"], self.m["W"],
-                            self.v["W"], self.m["V"], self.v["V"], dt(scale),
-                            dt(-1.0 if clip is None else clip), dt(lr_t), dt(self.beta1),
-                            dt(self.beta2), dt(eps_t))
-        return {"W": float(nW), "V": float(nV)}
+        m, v = self.m, self.v
+        return _adam_pair(params["W"], params["V"], grads["W"], grads["V"], m["W"], v["W"],
+                          m["V"], v["V"], float(scale), -1.0 if clip is None else float(clip),
+                          self.t, self.lr, self.beta1, self.beta2, self.eps)
 
     def step(self, params, grads):
         self.t += 1
@@ -152,10 +148,8 @@ class SGD:
     def update(self, params, grads, scale=1.0, clip=None):
         """As :meth:`Adam.update`."""
         self.t += 1
-        dt = params["W"].dtype.type
-        nW, nV = _sgd_pair(params["W"], params["V"], grads["W"], grads["V"], dt(scale),
-                           dt(-1.0 if clip is None else clip), dt(self.lr))
-        return {"W": float(nW), "V": float(nV)}
+        return _sgd_pair(params["W"], params["V"], grads["W"], grads["V"], float(scale),
+                         -1.0 if clip is None else float(clip), self.lr)
 
     def step(self, params, grads):
         self.t += 1
