@@ -6,7 +6,7 @@ import pytest
 
 import oknumba
 from conftest import random_sequence, rel_err
-from oknumba.estimators.kf import kf_mix_stream
+from oknumba.estimators.kf_kernels import kf_mix_stream
 from oknumba.estimators.reduce import (MODE_OPTIMAL, MODE_SAMPLING, MODE_TRUNCATED, reduce_terms,
                                        reduce_terms_gram)
 
@@ -264,3 +264,41 @@ def test_estimator_options_are_checked():
         oknumba.sequence_grad(model, xs, ys, "kf-avg", rank=0)
     with pytest.raises(ValueError, match="rank is not used"):
         oknumba.sequence_grad(model, xs, ys, "uoro", rank=3)
+
+
+@pytest.mark.parametrize("kind", ["ok", "kf"])
+def test_parallel_stream_kernel_matches_serial(kind):
+    """The thread-parallel driver (used for large steps) computes what the serial one does."""
+    import numba
+
+    from oknumba.estimators.ok import KIND_KF, KIND_OK, kron_step, kron_step_parallel
+
+    rng = np.random.default_rng(11)
+    B, r, K, a, S, P = 4, 3, 1, 7, 6, 10
+    H = rng.normal(size=(B, S, S))
+    us0 = rng.normal(size=(B, r, a))
+    At0 = rng.normal(size=(B, r, P, S))
+    rows = rng.normal(size=(B, K, a))
+    D = rng.normal(size=(B, K, S, P))
+    delta = rng.normal(size=(B, S))
+    state0 = np.arange(1, B + 1, dtype=np.uint64) * np.uint64(12345)
+    out = []
+    for parallel in (False, True):
+        us, At, state = us0.copy(), At0.copy(), state0.copy()
+        work, us_work = np.zeros((B, r + K, P, S)), np.zeros((B, r + K, a))
+        dW = np.zeros((a, P))
+        args = (KIND_OK if kind == "ok" else KIND_KF, H, At, work, us, rows, D, us_work, state,
+                MODE_OPTIMAL, delta, 1.0, dW, True)
+        if parallel:
+            old = numba.get_num_threads()
+            numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+            try:
+                kron_step_parallel(*args, np.zeros((B, r, P)))
+            finally:
+                numba.set_num_threads(old)
+        else:
+            kron_step(*args)
+        out.append((us, At, dW, state))
+    (u1, A1, g1, s1), (u2, A2, g2, s2) = out
+    np.testing.assert_array_equal(s1, s2)
+    assert rel_err(u2, u1) < 1e-12 and rel_err(A2, A1) < 1e-12 and rel_err(g2, g1) < 1e-12

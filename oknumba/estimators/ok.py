@@ -18,12 +18,15 @@ Cost per stream and step: 2 r S² P (products) + 2 k² S P (Gram) + 2 r k S P (r
 + O(k a² + k³) (small QR and eigen-decomposition); memory O(r S P). Random signs come from
 each stream's own splitmix64 state.
 """
+import numba
 import numpy as np
+from numba import prange
 
 from .._jit import kernel
 from .._rng import rademacher, uniform
 from ._kernels import add_kron_gradient, kron_gradient_stream
 from .base import StochasticEstimator
+from .kf_kernels import kf_mix_stream
 from .reduce import MODE_OPTIMAL, MODE_TRUNCATED, _check_rank, reduce_terms_gram
 
 
@@ -42,23 +45,66 @@ def kron_sum_product_stream(H_b, At_b, work_b, us_b, rows_b, D_b, us_work_b):
     us_work_b[r:] = rows_b
 
 
+KIND_OK = 0   # OK reduction (mode selects optimal / truncated)
+KIND_KF = 1   # KF-RTRL mixing of every copy (kf, kf-avg)
+
+
 @kernel
-def ok_step(H, At, work, us, rows, D, us_work, rng_state, mode, delta, scale, dW, with_gradient):
-    """Per stream: product, OK reduction with signs from ``rng_state[b]``, and (optionally)
-    the gradient ``dW += scale · δ_bᵀ G̃_b`` of the reduced estimate."""
-    B, r, P, S = At.shape
+def kron_stream_update(b, kind, H, At, work, us, rows, D, us_work, rng_state, mode):
+    """Advance stream b: the product, then the OK reduction or the KF mixing, with random
+    draws from ``rng_state[b]``."""
+    r, P, S = At.shape[1:]
     k = work.shape[1]
-    signs = np.empty(k, us.dtype)
-    v = np.empty(P, dW.dtype)
-    for b in range(B):
-        kron_sum_product_stream(H[b], At[b], work[b], us[b], rows[b], D[b], us_work[b])
+    kron_sum_product_stream(H[b], At[b], work[b], us[b], rows[b], D[b], us_work[b])
+    if kind == KIND_OK:
+        signs = np.empty(k, us.dtype)
         for i in range(k):
             signs[i] = rademacher(rng_state, b)
         offset = uniform(rng_state, b)
         reduce_terms_gram(us_work[b], work[b].reshape(k, P * S), r, signs, offset, mode,
                           us[b], At[b].reshape(r, P * S))
+    else:
+        # only sign products matter: the first sign of each copy stays +1
+        signs2 = np.ones((r, k - r + 1), us.dtype)
+        for i in range(r):
+            for kk in range(1, k - r + 1):
+                signs2[i, kk] = rademacher(rng_state, b)
+        kf_mix_stream(us_work[b], work[b], signs2, us[b], At[b])
+
+
+@kernel
+def kron_step(kind, H, At, work, us, rows, D, us_work, rng_state, mode, delta, scale, dW,
+              with_gradient):
+    """All streams in turn: :func:`kron_stream_update`, then (optionally) the gradient
+    ``dW += scale · δ_bᵀ G̃_b`` of the updated estimate."""
+    v = np.empty(At.shape[2], dW.dtype)
+    for b in range(At.shape[0]):
+        kron_stream_update(b, kind, H, At, work, us, rows, D, us_work, rng_state, mode)
         if with_gradient:
             kron_gradient_stream(us[b], At[b], delta[b], scale, dW, v)
+
+
+@kernel(parallel=True)
+def kron_step_parallel(kind, H, At, work, us, rows, D, us_work, rng_state, mode, delta, scale,
+                       dW, with_gradient, proj):
+    """:func:`kron_step` with streams spread over Numba threads (each stream's BLAS calls run
+    on its own thread: use with one BLAS thread). The gradient goes through per-stream
+    projections ``proj[b, i] = A_iᵀ δ_b`` (B,r,P) summed after the parallel loop, so no two
+    threads write to ``dW``."""
+    B, r, P, S = At.shape
+    for b in prange(B):
+        kron_stream_update(b, kind, H, At, work, us, rows, D, us_work, rng_state, mode)
+        if with_gradient:
+            np.dot(At[b].reshape(r * P, S), delta[b], proj[b].reshape(r * P))
+    if with_gradient:
+        for b in range(B):
+            dW += scale * np.dot(np.ascontiguousarray(us[b].T), proj[b])
+
+
+def use_parallel_streams(batch, work_size):
+    """Spread streams over threads when there are several of both and each stream's work is
+    large enough to amortise the thread hand-off (S·P ≥ 4096)."""
+    return batch >= 2 and numba.get_num_threads() >= 2 and work_size >= 4096
 
 
 class KroneckerSumEstimator(StochasticEstimator):
@@ -79,6 +125,7 @@ class KroneckerSumEstimator(StochasticEstimator):
         self._us_work = np.zeros((batch, k, cell.a), self.dtype)
         self._work = np.zeros((batch, k, cell.P, cell.S), self.dtype)
         self._no_grad = (np.zeros((batch, cell.S), self.dtype), np.zeros((1, 1), self.dtype))
+        self._proj = None
 
     def reset(self, mask):
         self.us[mask] = 0.0
@@ -89,6 +136,17 @@ class KroneckerSumEstimator(StochasticEstimator):
 
     def step(self, W, s_prev, s, rows, aux, D, H, delta, dW):
         self._step(H, rows, D, delta, dW, True)
+
+    def _step(self, H, rows, D, delta, dW, with_gradient):
+        args = (self._kind, H, self.At, self._work, self.us, rows, D, self._us_work,
+                self.rng_state, self._mode, delta, self.dtype.type(self.gradient_scale), dW,
+                with_gradient)
+        if use_parallel_streams(self.batch, self.cell.S * self.cell.P):
+            if self._proj is None:
+                self._proj = np.zeros((self.batch, self.rank, self.cell.P), self.dtype)
+            kron_step_parallel(*args, self._proj)
+        else:
+            kron_step(*args)
 
     def add_gradient(self, delta, dW):
         add_kron_gradient(self.us, self.At, delta, self.dtype.type(self.gradient_scale), dW)
@@ -104,11 +162,8 @@ class OK(KroneckerSumEstimator):
     """r-OK (method ``"ok"``): theorem-optimal unbiased rank-r Kronecker-sum estimate."""
 
     method = "ok"
+    _kind = KIND_OK
     _mode = MODE_OPTIMAL
-
-    def _step(self, H, rows, D, delta, dW, with_gradient):
-        ok_step(H, self.At, self._work, self.us, rows, D, self._us_work, self.rng_state,
-                self._mode, delta, self.dtype.type(1.0), dW, with_gradient)
 
 
 class OKTruncated(OK):
