@@ -158,11 +158,18 @@ def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
     ``out_U = (Q_u P coef)ᵀ`` and ``out_A = Xᵀ A`` with ``X = R_uᵀ P Σ⁻¹ coef``. Whatever the
     rounding in P, ``Σ_i ũ_i σ_i Ã_iᵀ = Q_u P Pᵀ Ā = C``, so the construction stays unbiased;
     components with ``σ_i² ≤ 0`` after rounding (true σ_i below ~1e-8 σ₁ in float64) are
-    dropped. ``out_A`` must not overlap ``A``.
+    dropped. Signs are canonical (``diag(R_u) ≥ 0``; each eigenvector's largest entry
+    positive), so another implementation (the GPU path) draws the same estimate from the same
+    signs. ``out_A`` must not overlap ``A``.
     """
     k = U.shape[0]
     Qu, Ru = np.linalg.qr(np.ascontiguousarray(U.T))
     kk = Ru.shape[0]                      # min(a, k)
+    # canonical signs (diag(R) ≥ 0) so that any QR implementation gives the same factors
+    for i in range(kk):
+        if Ru[i, i] < 0.0:
+            Ru[i, :] = -Ru[i, :]
+            Qu[:, i] = -Qu[:, i]
     if kk <= r:                           # exact: C = Σ_i Q_u[:, i] ⊗ (R_u A)_i
         out_U[:] = 0.0
         out_U[:kk] = Qu.T
@@ -175,8 +182,11 @@ def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
     sigma = np.zeros(k, U.dtype)
     P = np.empty((kk, kk), U.dtype)
     inv = np.zeros(kk, U.dtype)
-    for i in range(kk):                   # descending order
+    for i in range(kk):                   # descending order, largest |entry| positive
         P[:, i] = Pm[:, kk - 1 - i]
+        imax = np.argmax(np.abs(P[:, i]))
+        if P[imax, i] < 0.0:
+            P[:, i] = -P[:, i]
         li = lam[kk - 1 - i]
         if li > 0.0:
             sigma[i] = np.sqrt(li)
