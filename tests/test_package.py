@@ -1,0 +1,26 @@
+"""Package-level properties: import compiles nothing, the public names exist."""
+import subprocess
+import sys
+
+
+def test_import_compiles_no_kernel():
+    code = (
+        "import sys, oknumba\n"
+        "from numba.core.registry import CPUDispatcher\n"
+        "compiled = [f'{m}.{k}' for m, mod in list(sys.modules.items()) if m.startswith('oknumba')\n"
+        "            for k, v in vars(mod).items() if isinstance(v, CPUDispatcher) and v.signatures]\n"
+        "n = sum(isinstance(v, CPUDispatcher) for m, mod in list(sys.modules.items())\n"
+        "        if m.startswith('oknumba') for v in vars(mod).values())\n"
+        "assert n > 20, n\n"
+        "assert not compiled, compiled\n"
+        "assert 'numba.cuda' not in sys.modules or 'NUMBA_ENABLE_CUDASIM' in __import__('os').environ\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_api():
+    import oknumba
+
+    for name in ("RNN", "OnlineLearner", "sequence_loss", "sequence_grad", "stream_loss",
+                 "ok_reduce", "ok_min_variance", "measure_noise"):
+        assert hasattr(oknumba, name), name
