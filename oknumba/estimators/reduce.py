@@ -147,6 +147,43 @@ def reduce_terms(U, A, r, signs, offset, mode, out_U, out_A):
     return sigma, m0
 
 
+#: below this many entries (k·S·P) the Gram and recombination passes use plain loops, which
+#: beat a BLAS call's fixed cost on the latency-bound small models
+SMALL_GRAM = 1 << 14
+
+
+@kernel(fastmath=True)
+def gram(A, G):
+    """``G = A Aᵀ`` (symmetric: each pair computed once)."""
+    k, L = A.shape
+    if k * L > SMALL_GRAM:
+        G[:, :] = np.dot(A, A.T)
+        return
+    for i in range(k):
+        for j in range(i + 1):
+            acc = 0.0
+            for t in range(L):
+                acc += A[i, t] * A[j, t]
+            G[i, j] = acc
+            G[j, i] = acc
+
+
+@kernel(fastmath=True)
+def combine_rows(X, A, out):
+    """``out = Xᵀ A`` for coefficients ``X`` (k, r) and rows ``A`` (k, L)."""
+    k, L = A.shape
+    if k * L > SMALL_GRAM:
+        np.dot(np.ascontiguousarray(X.T), A, out)
+        return
+    out[:, :] = 0.0
+    for j in range(X.shape[1]):
+        for i in range(k):
+            c = X[i, j]
+            if c != 0.0:
+                for t in range(L):
+                    out[j, t] += c * A[i, t]
+
+
 @kernel
 def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
     """Fast reduction used by the OK estimator: same result as :func:`reduce_terms` but the
@@ -176,7 +213,8 @@ def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
         out_A[kk:] = 0.0
         np.dot(np.ascontiguousarray(Ru), A, out_A[:kk])
         return kk
-    G = np.dot(A, A.T)
+    G = np.empty((k, k), A.dtype)
+    gram(A, G)
     M = np.dot(np.dot(Ru, G), Ru.T)
     lam, Pm = np.linalg.eigh(0.5 * (M + M.T))
     sigma = np.zeros(k, U.dtype)
@@ -195,9 +233,8 @@ def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
     m0 = mixing_coefficients(sigma, r, signs, offset, mode, coef)
     c = coef[:kk]
     out_U[:, :] = np.dot(np.ascontiguousarray(np.dot(P, c).T), np.ascontiguousarray(Qu.T))
-    Xi = np.dot(P, inv.reshape(kk, 1) * c)          # (kk, r)
-    X = np.dot(np.ascontiguousarray(Ru.T), Xi)      # (k, r)
-    np.dot(np.ascontiguousarray(X.T), A, out_A)
+    X = np.dot(np.ascontiguousarray(Ru.T), np.dot(P, inv.reshape(kk, 1) * c))   # (k, r)
+    combine_rows(X, A, out_A)
     return m0
 
 
