@@ -1,25 +1,423 @@
-"""The ``oknumba`` command line. Parsing and printing only: numerics live in the package."""
+"""The ``oknumba`` command line. Parsing and printing only: numerics live in the package.
+
+Commands::
+
+    oknumba train copy [options]                          copy task; prints the level reached
+    oknumba train charlm --train PATH --valid PATH [...]  char-level LM; prints valid bits/char
+    oknumba train TASK --resume DIR                       continue an interrupted run
+    oknumba noise [options]                               estimator noise against exact RTRL
+    oknumba plot DIR... --out PNG [--metric M]            learning curves of several runs
+    oknumba demo                                          exact RTRL vs BPTT on a small model
+
+Exit codes: 0 success, 1 failed (e.g. matplotlib missing), 2 bad arguments or a refused
+run/checkpoint, 130/143 interrupted by SIGINT/SIGTERM (a checkpoint was written).
+"""
 import argparse
+import json
+import math
+import shlex
 import sys
 import time
 
 import numpy as np
 
+from . import runner
+from .learner import LEARNER_METHODS
+
+CELLS = ["vanilla", "lstm", "gru", "rhn"]
+_DESCRIPTION = ("Online training of recurrent networks with RTRL and the Optimal Kronecker-Sum approximation"
+                " (OK).\n\n" + __doc__.split("\n\n", 1)[1].replace("Commands::", "Commands:"))
+
+
+def _fmt_default(v):
+    if v is None:
+        return "none"
+    if isinstance(v, float) and abs(v - 10 ** -3.5) < 1e-15:
+        return "10^-3.5 ≈ 3.16e-4"
+    return str(v)
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+def _nonneg_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _positive_float(text):
+    try:
+        v = float(eval_number(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def eval_number(text):
+    """``"3e-3"``, ``"0.001"`` or ``"10^-3.5"`` / ``"10**-3.5"`` as a float."""
+    t = text.strip().replace("**", "^")
+    if t.startswith("10^"):
+        return 10.0 ** float(t[3:])
+    return float(t)
+
+
+def _clip(text):
+    if text.lower() in ("none", "off"):
+        return "none"
+    return _positive_float(text)
+
+
+# ------------------------------------------------------------------------------------------------
+# parser
+# ------------------------------------------------------------------------------------------------
+def _add_train_options(p, task):
+    d = runner.DEFAULTS[task]
+
+    def dflt(key):
+        return _fmt_default(d[key])
+
+    g = p.add_argument_group("model and method")
+    g.add_argument("--cell", choices=CELLS, help=f"recurrent cell (default: {dflt('cell')})")
+    g.add_argument("--hidden", type=_positive_int, help=f"hidden units n (default: {dflt('hidden')})")
+    g.add_argument("--method", choices=list(LEARNER_METHODS),
+                   help=f"online gradient method (default: {dflt('method')}); tbptt needs --truncation")
+    g.add_argument("--rank", type=_positive_int,
+                   help=f"rank r of ok / ok-truncated / kf-avg, ignored by the other methods (default: {dflt('rank')})")
+    g.add_argument("--truncation", type=_positive_int,
+                   help="window k of tbptt (updates every k steps); only for --method tbptt (default: none)")
+    g.add_argument("--dtype", choices=["float32", "float64"], help=f"floating-point type (default: {dflt('dtype')})")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--batch", type=_positive_int, help=f"independent streams B (default: {dflt('batch')})")
+    g.add_argument("--lr", type=_positive_float,
+                   help=f"learning rate; accepts 3e-3 or 10^-3.5 (default: {dflt('lr')})")
+    g.add_argument("--optimizer", choices=["adam", "sgd"], help=f"optimizer (default: {dflt('optimizer')})")
+    g.add_argument("--clip", type=_clip, help=f"per-parameter gradient norm bound, 'none' disables"
+                                              f" (default: {dflt('clip')})")
+    g.add_argument("--steps", type=_positive_int,
+                   help=f"training steps, one character/symbol per stream each (default: {dflt('steps')});"
+                        " with --resume: the new total (to extend a run)")
+    g.add_argument("--seed", type=_nonneg_int, help=f"seed of initialisation, estimator and task (default: {dflt('seed')})")
+    if task == "charlm":
+        g = p.add_argument_group("data and evaluation")
+        g.add_argument("--train", metavar="PATH", help="training text: plain UTF-8, Mikolov's ptb.char.*.txt or"
+                                                     " an .npy of ids, optionally .gz (required for a new run; no default)")
+        g.add_argument("--valid", metavar="PATH", help="evaluation text, same formats (required for a new run; no default)")
+        g.add_argument("--reset-every", type=_positive_int,
+                       help=f"reset state and influence every N training steps (default: {dflt('reset_every')})")
+        g.add_argument("--eval-every", type=_positive_int,
+                       help=f"evaluate valid bits/char every N steps and at the end (default: {dflt('eval_every')})")
+        g.add_argument("--eval-chars", type=_positive_int,
+                       help="evaluate on the first N characters only, for speed (default: the whole valid text)")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", metavar="DIR",
+                   help=f"output folder (default: runs/{task}-<method><rank>-<YYYYmmdd-HHMMSS>)")
+    g.add_argument("--resume", metavar="DIR",
+                   help="continue the run in DIR from its checkpoint.npz with its config.json; only --steps,"
+                        " --threads, --device, --log-every, --checkpoint-every, --quiet may be given with it (default: none)")
+    g.add_argument("--threads", type=_positive_int,
+                   help=f"Numba and BLAS threads; 1 is fastest for small models on 2 cores; a resumed run is"
+                        f" bit-identical only with the same value (default: {dflt('threads')})")
+    g.add_argument("--device", choices=["cpu", "gpu"],
+                   help=f"where the run lives; gpu needs the cuda extra and a CUDA driver (or"
+                        f" NUMBA_ENABLE_CUDASIM=1) and supports ok, ok-truncated, kf, kf-avg, rtrl"
+                        f" (default: {dflt('device')})")
+    g.add_argument("--log-every", type=_positive_int,
+                   help=f"write a metrics.jsonl record every N steps (default: {dflt('log_every')})")
+    g.add_argument("--checkpoint-every", type=_nonneg_int,
+                   help=f"write checkpoint.npz every N steps and at the end, 0 = never; SIGINT/SIGTERM always"
+                        f" write one (default: {dflt('checkpoint_every')})")
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress display on stderr; only the final result line (default: off)")
+    p.set_defaults(func=cmd_train, task=task)
+
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="oknumba", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="oknumba", description=_DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="online training on the copy task or a character-level corpus",
+                       description="Online training (one parameter update per step) with RTRL or an"
+                                   " approximation. Writes config.json, metrics.jsonl, summary.json,"
+                                   " params.npz and checkpoint.npz to the output folder.")
+    tsub = t.add_subparsers(dest="task", required=True, metavar="TASK")
+    c = tsub.add_parser("copy", help="string memorisation with the paper's curriculum; prints the level reached",
+                        description="Train on the copy (string memorisation) task with the paper's curriculum"
+                                    " and print the level reached. The defaults learn visibly in about a"
+                                    " minute on two cores.")
+    _add_train_options(c, "copy")
+    lm = tsub.add_parser("charlm", help="next-character prediction; prints validation bits/char",
+                         description="Train a character-level language model; evaluate bits/char on the"
+                                     " validation text carrying the state through it without resets.")
+    _add_train_options(lm, "charlm")
+
+    n = sub.add_parser("noise", help="approximation noise of the online estimators against exact RTRL",
+                       description="Measure E||G~ - G||^2/||G||^2 (influence and loss gradient) and the gradient"
+                                   " cosine of each estimator against exact RTRL on a random one-hot input"
+                                   " trajectory with frozen weights (spec section 6), averaged over seeds.")
+    n.add_argument("--cell", default="rhn", choices=CELLS, help="recurrent cell (default: rhn)")
+    n.add_argument("--hidden", type=_positive_int, default=12, help="hidden units n (default: 12)")
+    n.add_argument("--inputs", type=_positive_int, default=4, help="one-hot input (and output) size (default: 4)")
+    n.add_argument("--steps", type=_positive_int, default=30, help="trajectory length T (default: 30)")
+    n.add_argument("--batch", type=_positive_int, default=1, help="independent streams (default: 1)")
+    n.add_argument("--methods", default="uoro,kf,ok:1,kf-avg:8,ok:8",
+                   help="comma-separated NAME or NAME:RANK (default: uoro,kf,ok:1,kf-avg:8,ok:8)")
+    n.add_argument("--seeds", type=_positive_int, default=100, help="estimator seeds averaged over (default: 100)")
+    n.add_argument("--init-scale", type=_positive_float, default=0.3,
+                   help="standard deviation of the normal weight initialisation (default: 0.3)")
+    n.add_argument("--burn-in", type=_nonneg_int, default=0,
+                   help="steps left out of the mean columns (default: 0)")
+    n.add_argument("--dtype", choices=["float32", "float64"], default="float64",
+                   help="floating-point type (default: float64)")
+    n.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the weights and the trajectory (default: 0)")
+    n.add_argument("--json", metavar="PATH", help="also write settings and per-step curves as JSON (default: none)")
+    n.set_defaults(func=cmd_noise)
+
+    pl = sub.add_parser("plot", help="learning curves of runs into one PNG (needs matplotlib)",
+                        description="Draw one metric of several runs (their metrics.jsonl) into one PNG, one line"
+                                    " per run labelled by method and rank. Needs matplotlib:"
+                                    " pip install oknumba[plot].")
+    pl.add_argument("dirs", nargs="+", metavar="DIR", help="run folders holding metrics.jsonl and config.json")
+    pl.add_argument("--out", required=True, metavar="PNG", help="image file to write (required; no default)")
+    pl.add_argument("--metric", default="auto",
+                    help="record key to plot: level, avg, loss_bits, train_bpc, valid_bpc, steps_per_s; auto ="
+                         " level for copy runs, valid_bpc for charlm runs (default: auto)")
+    pl.add_argument("--x", default="step", choices=["step", "wall_seconds"],
+                    help="horizontal axis (default: step)")
+    pl.add_argument("--title", help="figure title (default: the metric and task)")
+    pl.set_defaults(func=cmd_plot)
+
+    from .profile import add_profile_parser
+
+    add_profile_parser(sub)
+
     d = sub.add_parser("demo", help="compare exact-RTRL and BPTT gradients of a small model",
                        description="Run exact RTRL and BPTT on one random sequence of a small model"
                                    " and print the largest relative difference of the gradients.")
-    d.add_argument("--cell", default="rhn", choices=["vanilla", "lstm", "gru", "rhn"],
-                   help="recurrent cell (default: rhn)")
+    d.add_argument("--cell", default="rhn", choices=CELLS, help="recurrent cell (default: rhn)")
     d.add_argument("--hidden", type=int, default=16, help="hidden units n (default: 16)")
     d.add_argument("--steps", type=int, default=30, help="sequence length T (default: 30)")
     d.add_argument("--batch", type=int, default=4, help="independent streams B (default: 4)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     d.set_defaults(func=demo)
     return p
+
+
+# ------------------------------------------------------------------------------------------------
+# progress display
+# ------------------------------------------------------------------------------------------------
+def _hms(seconds):
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _metric_text(info):
+    parts = []
+    if "level" in info:
+        parts.append(f"level {info['level']}  avg {info['avg']:.3f} bits")
+    if info.get("train_bpc") is not None:
+        parts.append(f"train {info['train_bpc']:.3f} bpc")
+    if info.get("valid_bpc") is not None:
+        parts.append(f"valid {info['valid_bpc']:.3f} bpc")
+    return "  ".join(parts)
+
+
+class TerminalProgress(runner.Progress):
+    """One self-updating line on a TTY; a plain line per metrics record otherwise."""
+
+    def __init__(self, label, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = 0.25 if self.tty else None
+        self.label = label
+        self.width = 0
+
+    def _write_line(self, text):
+        pad = max(0, self.width - len(text))
+        self.stream.write("\r" + text + " " * pad)
+        self.stream.flush()
+        self.width = len(text)
+
+    def _clear(self):
+        if self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.width = 0
+
+    def start(self, step, total, info):
+        self.t0, self.step0 = time.perf_counter(), step
+        if not self.tty:
+            self.stream.write(f"{self.label}: starting at step {step} of {total}\n")
+            self.stream.flush()
+
+    def _eta(self, step, total):
+        el = time.perf_counter() - self.t0
+        done = step - self.step0
+        return (total - step) * el / done if done > 0 and el > 0 else None
+
+    def update(self, step, total, steps_per_s, info):
+        text = (f"{self.label}  step {step}/{total}  {steps_per_s:.0f} steps/s  {_metric_text(info)}"
+                f"  ETA {_hms(self._eta(step, total))}")
+        self._write_line(text)
+
+    def record(self, rec, total):
+        info = {k: rec.get(k) for k in ("level", "avg", "train_bpc", "valid_bpc") if rec.get(k) is not None}
+        rate = rec.get("steps_per_s")
+        line = (f"{self.label}  step {rec['step']}/{total}  {'?' if rate is None else f'{rate:.0f}'} steps/s"
+                f"  {_metric_text(info)}  ETA {_hms(self._eta(rec['step'], total))}")
+        if self.tty:
+            if rec.get("valid_bpc") is not None:  # keep evaluation results on screen
+                self._clear()
+                self.stream.write(line + "\n")
+            else:
+                self._write_line(line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def message(self, text):
+        self._clear()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.width = 0
+
+
+# ------------------------------------------------------------------------------------------------
+# commands
+# ------------------------------------------------------------------------------------------------
+_TRAIN_KEYS = ("cell", "hidden", "method", "rank", "truncation", "dtype", "batch", "lr", "optimizer", "clip",
+               "steps", "seed", "threads", "device", "log_every", "checkpoint_every", "train", "valid", "reset_every",
+               "eval_every", "eval_chars")
+
+
+def _err(msg):
+    print(f"oknumba: error: {msg}", file=sys.stderr)
+
+
+def cmd_train(args):
+    given = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k, None) is not None}
+    out = args.resume or args.out or "?"
+    clip_none = given.get("clip") == "none"
+    if clip_none:
+        given.pop("clip")
+    try:
+        if args.resume:
+            if args.out:
+                raise runner.RunError("--out cannot be used with --resume (the run stays in its folder)")
+            if clip_none:
+                raise runner.RunError("cannot change ['clip'] when resuming")
+            out = args.resume
+            doc = runner.load_run_config(out)
+            if doc["task"] != args.task:
+                raise runner.RunError(f"{out} holds a {doc['task']} run; use: oknumba train {doc['task']} --resume {out}")
+            cfg = doc
+            progress = _progress(args, cfg)
+            summary = runner.resume(out, progress=progress, **given)
+        else:
+            cfg = runner.make_config(args.task, **given)
+            if clip_none:
+                cfg["clip"] = None
+            out = args.out or runner.default_out_dir(cfg)
+            progress = _progress(args, cfg)
+            if not args.quiet:
+                print(f"{_label(cfg)}: {cfg['steps']} steps, writing to {out}", file=sys.stderr)
+            summary = runner.train(cfg, out, progress=progress)
+    except runner.RunError as e:
+        _err(str(e))
+        return 2
+    except KeyboardInterrupt:
+        print(f"\naborted by a second signal without a new checkpoint; an earlier one, if any, continues with:"
+              f" oknumba train {args.task} --resume {shlex.quote(out)}", file=sys.stderr)
+        return 130
+    except runner.Interrupted as e:
+        cmd = f"oknumba train {e.task} --resume {shlex.quote(e.out_dir)}"
+        print(f"\ninterrupted by {e.signame} at step {e.step} of {e.total}; checkpoint saved to {e.checkpoint}\n"
+              f"continue with: {cmd}", file=sys.stderr)
+        return e.exit_code
+    where = f"results in {out}"
+    t = summary["wall_seconds"]
+    if summary["task"] == "copy":
+        print(f"copy task: level reached {summary['level']} after {summary['steps']} steps ({t:.1f} s); {where}")
+    else:
+        print(f"charlm: validation {summary['valid_bpc']:.4f} bits/char after {summary['steps']} steps"
+              f" ({t:.1f} s); {where}")
+    return 0
+
+
+def _label(cfg):
+    m = cfg["method"] + ("" if cfg.get("rank") is None else f":{cfg['rank']}")
+    return f"{cfg['task']} {cfg['cell']} n={cfg['hidden']} {m} B={cfg['batch']}"
+
+
+def _progress(args, cfg):
+    return runner.Progress() if args.quiet else TerminalProgress(_label(cfg))
+
+
+def cmd_noise(args):
+    from . import RNN, format_noise_table, measure_noise
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        _err("--methods names no method")
+        return 2
+    try:
+        model = RNN(args.cell, args.inputs, args.hidden, args.inputs, seed=args.seed, dtype=np.dtype(args.dtype),
+                    init="normal", init_scale=args.init_scale)
+        rng = np.random.default_rng(args.seed)
+        xs = np.eye(args.inputs)[rng.integers(0, args.inputs, size=(args.steps, args.batch))]
+        t0 = time.perf_counter()
+        res = measure_noise(model, xs, methods, seeds=args.seeds, burn_in=args.burn_in)
+    except (ValueError, TypeError) as e:
+        _err(str(e))
+        return 2
+    print(f"noise against exact RTRL: {args.cell} n_in={args.inputs} n={args.hidden} T={args.steps}"
+          f" B={args.batch} init N(0, {args.init_scale}^2), {args.seeds} seeds, burn-in {args.burn_in}"
+          f" ({time.perf_counter() - t0:.1f} s)")
+    print("infl. err = E||G~ - G||^2 / ||G||^2 of the influence (last step, and mean over steps);"
+          " grad. err = the same for the loss gradient")
+    print(format_noise_table(res))
+    if args.json:
+        doc = {"settings": {k: getattr(args, k) for k in ("cell", "hidden", "inputs", "steps", "batch", "seeds",
+                                                          "init_scale", "burn_in", "dtype", "seed")},
+               "methods": methods,
+               "results": {lab: {k: (v if k == "summary" else np.asarray(v).tolist()) for k, v in r.items()}
+                           for lab, r in res.items()}}
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_plot(args):
+    from .plot import PlotError, plot_runs
+
+    try:
+        lines = plot_runs(args.dirs, args.out, metric=args.metric, x=args.x, title=args.title)
+    except PlotError as e:
+        _err(str(e))
+        return e.exit_code
+    print(f"wrote {args.out} ({len(lines)} runs: {', '.join(lines)})")
+    return 0
 
 
 def demo(args):

@@ -71,10 +71,16 @@ class OnlineLearner:
         Seed of the estimator's random signs.
     threads : int, optional
         Numba and BLAS threads used inside :meth:`pinned` (and by the CLI for a whole run).
+    device : {"cpu", "gpu"}
+        ``"gpu"`` keeps parameters, states and influence factors resident on a CUDA GPU
+        (methods ok, ok-truncated, kf, kf-avg, rtrl; needs ``pip install "oknumba[cuda]"``
+        and a driver, or ``NUMBA_ENABLE_CUDASIM=1`` for the simulator). Same seeds draw the
+        same signs as on the CPU. Call :meth:`sync` before reading ``model.params`` or
+        ``state`` between steps.
     """
 
     def __init__(self, model, method, rank=None, batch=1, optimizer="adam", lr=10 ** -3.5,
-                 clip=1.0, update_every=1, truncation=None, seed=0, threads=None):
+                 clip=1.0, update_every=1, truncation=None, seed=0, threads=None, device="cpu"):
         if not isinstance(model, RNN):
             raise TypeError(f"model must be an oknumba.RNN, got {type(model).__name__}")
         if method not in LEARNER_METHODS:
@@ -124,6 +130,19 @@ class OnlineLearner:
         self.steps = 0
         self.updates = 0
         self.last_grad_norms = {}
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+        self.device, self._gpu = device, None
+        if device == "gpu":
+            from .gpu import GPUBackend
+
+            self._gpu = GPUBackend(self)
+
+    def sync(self):
+        """Copy the GPU-resident run (parameters, states, factors) into the host arrays
+        (``model.params``, ``state``, …); a no-op on the CPU."""
+        if self._gpu is not None:
+            self._gpu.to_host()
 
     # ------------------------------------------------------------------------------
     def pinned(self):
@@ -162,6 +181,8 @@ class OnlineLearner:
     def step(self, x_t, y_t, reset=None):
         """One online step on all streams; returns the mean cross-entropy (nats) of the
         streams with a target (``y ≥ 0``)."""
+        if self._gpu is not None:
+            return self._gpu.step(x_t, y_t, reset)
         x, y, reset, n_valid = self._check_step_input(x_t, y_t, reset)
         m, cell, b = self.model, self.model.cell, self._buf
         W, V = m.params["W"], m.params["V"]
@@ -207,6 +228,7 @@ class OnlineLearner:
     def state_dict(self):
         """Everything needed to continue bit-identically: arrays under flat keys plus JSON-able
         scalars (random generator states included)."""
+        self.sync()
         arrays = {f"params.{k}": v for k, v in self.model.params.items()}
         arrays.update({f"grads.{k}": v for k, v in self.grads.items()})
         arrays["state"] = self.state
@@ -255,3 +277,5 @@ class OnlineLearner:
             put("window", self._window)
         self.steps = int(meta["steps"])
         self.updates = int(meta["updates"])
+        if self._gpu is not None:
+            self._gpu.from_host()

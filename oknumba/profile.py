@@ -247,7 +247,7 @@ def _machine_info():
 
 # --------------------------------------------------------------------------------------
 def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, steps, samples,
-                 max_step_seconds, max_memory_bytes, sample_seconds, bare_cache):
+                 max_step_seconds, max_memory_bytes, sample_seconds, bare_cache, device="cpu"):
     from . import OnlineLearner, RNN
 
     S, a, P = _sizes(cell, n)
@@ -262,7 +262,8 @@ def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, step
         return row
 
     model = RNN(cell, N_IN, n, N_OUT, seed=seed, dtype=dtype)
-    learner = OnlineLearner(model, name, batch=batch, seed=seed, threads=threads, **kwargs)
+    learner = OnlineLearner(model, name, batch=batch, seed=seed, threads=threads, device=device,
+                            **kwargs)
     rng = np.random.default_rng(seed)
     pool = 64
     eye = np.eye(N_IN, dtype=dtype)
@@ -367,7 +368,8 @@ def compile_time(cell="rhn", method="ok:16", hidden=32, batch=16, dtype="float64
 
 def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16, threads=None,
             dtype="float64", steps=None, samples=5, seed=0, max_step_seconds=2.0,
-            max_memory_gib=4.0, sample_seconds=0.2, compile_seconds=False, progress=None):
+            max_memory_gib=4.0, sample_seconds=0.2, compile_seconds=False, progress=None,
+            device="cpu"):
     """Per-step cost of ``OnlineLearner.step`` for each method × hidden size.
 
     Parameters
@@ -443,7 +445,7 @@ def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16
             for n in hidden:
                 row = _profile_one(cell, label, name, kwargs, n, int(batch), dtype, threads, seed,
                                    steps, int(samples), max_step_seconds,
-                                   max_memory_gib * 2 ** 30, sample_seconds, bare_cache)
+                                   max_memory_gib * 2 ** 30, sample_seconds, bare_cache, device=device)
                 results.append(row)
                 if row["status"] != "ok":
                     notes.append(f"skipped {label} n={n}: {row['reason']}")
@@ -621,7 +623,9 @@ def _add_arguments(p):
     p.add_argument("--batch", type=_positive_int, default=16, help="independent streams B (default: 16)")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="Numba and BLAS threads for the whole run (default: leave as configured)")
-    p.add_argument("--dtype", default="float64", choices=["float32", "float64"], help="default: float64")
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"], help="floating-point type (default: float64)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
+                   help="run the learners on the CPU or a CUDA GPU (default: cpu)")
     p.add_argument("--samples", type=_positive_int, default=5, help="timing samples per combination; the median"
                    " is reported (default: 5)")
     p.add_argument("--steps", type=_positive_int, default=None,
@@ -633,10 +637,10 @@ def _add_arguments(p):
     p.add_argument("--seed", type=int, default=0, help="seed of model, inputs and estimators (default: 0)")
     p.add_argument("--compile-time", action="store_true",
                    help="also time the first step of the first method at the first size in fresh"
-                        " subprocesses, with and without the on-disk kernel cache")
-    p.add_argument("--json", metavar="PATH", help="write the full result as JSON")
-    p.add_argument("--png", metavar="PATH", help="write a log-log plot (needs matplotlib)")
-    p.add_argument("--quiet", action="store_true", help="no per-combination progress lines")
+                        " subprocesses, with and without the on-disk kernel cache (default: off)")
+    p.add_argument("--json", metavar="PATH", help="write the full result as JSON (default: none)")
+    p.add_argument("--png", metavar="PATH", help="write a log-log plot, needs matplotlib (default: none)")
+    p.add_argument("--quiet", action="store_true", help="no per-combination progress lines (default: off)")
     return p
 
 
@@ -658,7 +662,7 @@ def run_profile_cli(args):
                      threads=args.threads, dtype=args.dtype, steps=args.steps, samples=args.samples,
                      seed=args.seed, max_step_seconds=args.max_step_seconds,
                      max_memory_gib=args.max_memory_gib, compile_seconds=args.compile_time,
-                     progress=progress)
+                     progress=progress, device=args.device)
     print(format_profile(result))
     if args.json:
         write_json(result, args.json)

@@ -24,3 +24,16 @@ def test_public_api():
     for name in ("RNN", "OnlineLearner", "sequence_loss", "sequence_grad", "stream_loss",
                  "ok_reduce", "ok_min_variance", "measure_noise"):
         assert hasattr(oknumba, name), name
+
+
+def test_kernel_cache_is_stamped_with_the_whole_package():
+    """A change anywhere in the package must invalidate every cached kernel (Numba alone only
+    watches the kernel's own file)."""
+    from oknumba._jit import CACHE, package_source_hash
+    from oknumba.estimators.ok import kron_step
+
+    if not CACHE:
+        return
+    locator = kron_step._cache._impl.locator
+    assert type(locator).__name__.startswith("Oknumba")
+    assert locator.get_source_stamp() == package_source_hash()

@@ -36,6 +36,8 @@ from .._jit import kernel
 MODE_OPTIMAL = 0     # rotation for k = r + 1, systematic sampling for k > r + 1
 MODE_SAMPLING = 1    # systematic sampling for every k
 MODE_TRUNCATED = 2   # deterministic top-r (biased)
+#: eigenvalues of R_u G R_uᵀ at or below EIG_RTOL·k·eps·λ_max are rounding noise (count as 0)
+EIG_RTOL = 8.0
 
 
 @kernel
@@ -217,6 +219,11 @@ def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
     gram(A, G)
     M = np.dot(np.dot(Ru, G), Ru.T)
     lam, Pm = np.linalg.eigh(0.5 * (M + M.T))
+    # eigenvalues at the rounding level of M are noise: exact rank deficiency (zeroed factors
+    # after a reset, the GRU's two equal input rows at h = 0) leaves eigenvalues of size
+    # ~eps·λ_max with arbitrary eigenvectors; count them as zero so that the estimate depends
+    # on C only (and every implementation, the GPU path included, gives the same one)
+    tol = EIG_RTOL * k * np.finfo(U.dtype).eps * max(lam[kk - 1], 0.0)
     sigma = np.zeros(k, U.dtype)
     P = np.empty((kk, kk), U.dtype)
     inv = np.zeros(kk, U.dtype)
@@ -226,7 +233,7 @@ def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
         if P[imax, i] < 0.0:
             P[:, i] = -P[:, i]
         li = lam[kk - 1 - i]
-        if li > 0.0:
+        if li > tol:
             sigma[i] = np.sqrt(li)
             inv[i] = 1.0 / sigma[i]
     coef = np.zeros((k, r), U.dtype)
