@@ -22,6 +22,9 @@ import time
 import numpy as np
 
 from . import runner
+from ._argtypes import nonneg_int as _nonneg_int
+from ._argtypes import positive_float as _positive_float
+from ._argtypes import positive_int as _positive_int
 from .learner import LEARNER_METHODS
 
 CELLS = ["vanilla", "lstm", "gru", "rhn"]
@@ -35,44 +38,6 @@ def _fmt_default(v):
     if isinstance(v, float) and abs(v - 10 ** -3.5) < 1e-15:
         return "10^-3.5 ≈ 3.16e-4"
     return str(v)
-
-
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
-
-
-def _nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
-
-
-def _positive_float(text):
-    try:
-        v = float(eval_number(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
-
-
-def eval_number(text):
-    """``"3e-3"``, ``"0.001"`` or ``"10^-3.5"`` / ``"10**-3.5"`` as a float."""
-    t = text.strip().replace("**", "^")
-    if t.startswith("10^"):
-        return 10.0 ** float(t[3:])
-    return float(t)
 
 
 def _clip(text):

@@ -61,6 +61,8 @@ import time
 
 import numpy as np
 
+from ._argtypes import positive_float as _positive_float
+from ._argtypes import positive_int as _positive_int
 from ._threads import pinned_threads
 
 #: method name -> what the number after ":" means (None: no number allowed)
@@ -585,26 +587,6 @@ def _method_list(text):
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     return specs
-
-
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return v
-
-
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return v
 
 
 _DESCRIPTION = ("Measure the median µs per OnlineLearner.step for each method and hidden size,"

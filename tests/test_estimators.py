@@ -85,7 +85,6 @@ def test_general_k_reduction_is_unbiased_with_minimal_variance(r, k, mode, gram)
 def test_ok_reduce_rank_deficient_input_is_exact():
     rng = np.random.default_rng(1)
     u = rng.normal(size=(2, 5))
-    A = rng.normal(size=(2, 3, 4))
     # four terms spanning only a 2-dimensional space on the u side
     us = np.concatenate([u, 2 * u[:1] - u[1:], u[1:] * 0.5])
     As = rng.normal(size=(4, 3, 4))
