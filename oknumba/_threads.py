@@ -24,3 +24,19 @@ def pinned_threads(n):
             yield
     finally:
         numba.set_num_threads(old)
+
+
+_controller = None
+
+
+def blas_single_threaded():
+    """Context manager: every loaded BLAS (numpy's and scipy's, which Numba's ``np.dot``
+    calls) on one thread — for kernels that already spread work over Numba threads and call
+    BLAS from each of them (otherwise T × T threads fight over T cores)."""
+    global _controller
+    if _controller is None:
+        import scipy.linalg  # noqa: F401  (loads scipy's BLAS so the controller sees it)
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")

@@ -23,6 +23,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel
+from .._threads import blas_single_threaded
 from .._rng import rademacher, uniform
 from ._kernels import add_kron_gradient, kron_gradient_stream
 from .base import StochasticEstimator
@@ -144,7 +145,8 @@ class KroneckerSumEstimator(StochasticEstimator):
         if use_parallel_streams(self.batch, self.cell.S * self.cell.P):
             if self._proj is None:
                 self._proj = np.zeros((self.batch, self.rank, self.cell.P), self.dtype)
-            kron_step_parallel(*args, self._proj)
+            with blas_single_threaded():
+                kron_step_parallel(*args, self._proj)
         else:
             kron_step(*args)
 
