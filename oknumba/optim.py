@@ -32,15 +32,6 @@ def _sgd(p, g, lr):
 
 
 @kernel(fastmath=True)
-def _sq_norm(g):
-    gf = g.reshape(-1)
-    acc = 0.0
-    for i in range(gf.shape[0]):
-        acc += gf[i] * gf[i]
-    return acc
-
-
-@kernel(fastmath=True)
 def _scale_and_clip(g, scale, max_norm):
     """``g ← scale·g``, then ``g ← g·min(1, max_norm/‖g‖)`` (max_norm ≤ 0: no clipping);
     returns ‖scale·g‖."""
@@ -84,17 +75,6 @@ def _sgd_pair(W, V, gW, gV, scale, max_norm, lr):
     return nW, nV
 
 
-def clip_by_norm(grads, max_norm):
-    """Scale each gradient array in place to norm ≤ ``max_norm``; returns the norms before."""
-    norms = {}
-    for k, g in grads.items():
-        n = math.sqrt(_sq_norm(g))
-        norms[k] = n
-        if n > max_norm:
-            g *= g.dtype.type(max_norm / n)
-    return norms
-
-
 class Adam:
     name = "adam"
 
@@ -112,17 +92,6 @@ class Adam:
         return _adam_pair(params["W"], params["V"], grads["W"], grads["V"], m["W"], v["W"],
                           m["V"], v["V"], float(scale), -1.0 if clip is None else float(clip),
                           self.t, self.lr, self.beta1, self.beta2, self.eps)
-
-    def step(self, params, grads):
-        self.t += 1
-        # bias corrections folded into the step size and ε (exactly equivalent)
-        c1 = 1.0 - self.beta1 ** self.t
-        c2 = math.sqrt(1.0 - self.beta2 ** self.t)
-        lr_t = self.lr * c2 / c1
-        eps_t = self.eps * c2
-        for k, p in params.items():
-            dt = p.dtype.type
-            _adam(p, grads[k], self.m[k], self.v[k], dt(lr_t), dt(self.beta1), dt(self.beta2), dt(eps_t))
 
     def state_dict(self):
         d = {"t": self.t}
@@ -150,11 +119,6 @@ class SGD:
         self.t += 1
         return _sgd_pair(params["W"], params["V"], grads["W"], grads["V"], float(scale),
                          -1.0 if clip is None else float(clip), self.lr)
-
-    def step(self, params, grads):
-        self.t += 1
-        for k, p in params.items():
-            _sgd(p, grads[k], p.dtype.type(self.lr))
 
     def state_dict(self):
         return {"t": self.t}
