@@ -9,10 +9,16 @@ splitmix64 (Steele, Lea & Flood 2014): ``z ← state + 0x9E3779B97F4A7C15``;
 ``z ← (z ⊕ z≫30)·0xBF58476D1CE4E5B9``; ``z ← (z ⊕ z≫27)·0x94D049BB133111EB``; output ``z ⊕ z≫31``.
 """
 import numbers
+import warnings
 
 import numpy as np
 
 from ._jit import kernel
+
+# With NUMBA_DISABLE_JIT=1 these kernels run on NumPy uint64 scalars, whose (intended)
+# wrap-around warns; compiled kernels wrap silently.
+warnings.filterwarnings("ignore", message="overflow encountered in scalar",
+                        category=RuntimeWarning, module=__name__)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -37,3 +37,20 @@ def test_kernel_cache_is_stamped_with_the_whole_package():
     locator = kron_step._cache._impl.locator
     assert type(locator).__name__.startswith("Oknumba")
     assert locator.get_source_stamp() == package_source_hash()
+
+
+def test_correctness_subset_without_jit():
+    """The kernels stay valid Python: a subset of the exactness tests passes with
+    NUMBA_DISABLE_JIT=1 (pure-Python execution of every kernel)."""
+    import os
+    import pathlib
+
+    tests = pathlib.Path(__file__).parent
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    subset = ("rtrl_equals_bptt or tbptt_truncation_one or full_rank_equals_exact"
+              " or enumeration_of_sign_draws or parallel_stream or jvp_equals or H_matches")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", subset,
+                           str(tests / "test_functional.py"), str(tests / "test_estimators.py"),
+                           str(tests / "test_cells.py")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
