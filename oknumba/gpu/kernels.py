@@ -460,6 +460,20 @@ def _make(F):  # noqa: C901 - one closure per float type
 
     # ------------------------------------------------------------------ small linear algebra
     @cuda.jit(device=True)
+    def reflect_columns(Ut, j, tj, X, c0, c1, a, tid, nt):
+        """``X[:, c] ← (I − τ_j v vᵀ) X[:, c]`` for ``c0 ≤ c < c1`` (columns split over the
+        block's threads), with the Householder vector ``v = (1, Ut[j+1:, j])`` stored below
+        the diagonal of ``Ut``."""
+        for c in range(c0 + tid, c1, nt):
+            w = X[j, c]
+            for i in range(j + 1, a):
+                w += Ut[i, j] * X[i, c]
+            w *= tj
+            X[j, c] -= w
+            for i in range(j + 1, a):
+                X[i, c] -= w * Ut[i, j]
+
+    @cuda.jit(device=True)
     def householder_qr(Ut, tau, Q, R, a, k, kk, tid, nt, shf):
         """LAPACK-style (dgeqr2/dorg2r) Householder QR of Ut (a×k) in place; Q (a×kk),
         R (kk×k) with diag(R) ≥ 0. A column already zero below the diagonal gets no
@@ -484,14 +498,7 @@ def _make(F):  # noqa: C901 - one closure per float type
                 for i in range(j + 1 + tid, a, nt):
                     Ut[i, j] *= sc
                 cuda.syncthreads()
-                for c in range(j + 1 + tid, k, nt):
-                    w = Ut[j, c]
-                    for i in range(j + 1, a):
-                        w += Ut[i, j] * Ut[i, c]
-                    w *= tj
-                    Ut[j, c] -= w
-                    for i in range(j + 1, a):
-                        Ut[i, c] -= w * Ut[i, j]
+                reflect_columns(Ut, j, tj, Ut, j + 1, k, a, tid, nt)
             cuda.syncthreads()
         for e in range(tid, a * kk, nt):
             q = e // kk
@@ -502,14 +509,7 @@ def _make(F):  # noqa: C901 - one closure per float type
             j = kk - 1 - jj
             tj = tau[j]
             if tj != 0.0:
-                for c in range(j + tid, kk, nt):
-                    w = Q[j, c]
-                    for i in range(j + 1, a):
-                        w += Ut[i, j] * Q[i, c]
-                    w *= tj
-                    Q[j, c] -= w
-                    for i in range(j + 1, a):
-                        Q[i, c] -= w * Ut[i, j]
+                reflect_columns(Ut, j, tj, Q, j, kk, a, tid, nt)
             cuda.syncthreads()
         for e in range(tid, kk * k, nt):
             i = e // k
