@@ -4,24 +4,22 @@ import argparse
 import math
 
 
-def positive_int(text):
+def _int_at_least(text, minimum):
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    if v < minimum:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {v}")
     return v
+
+
+def positive_int(text):
+    return _int_at_least(text, 1)
 
 
 def nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
+    return _int_at_least(text, 0)
 
 
 def positive_float(text):

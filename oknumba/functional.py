@@ -11,7 +11,7 @@ import numpy as np
 from ._validate import as_float_array, as_resets, as_targets, check_positive_int
 from .estimators import ESTIMATORS, OFFLINE_METHODS, make_estimator
 from .estimators.bptt import bptt_grad
-from .model import readout_loss
+from .model import readout_loss, readout_loss_grad
 
 METHODS = tuple(OFFLINE_METHODS) + tuple(ESTIMATORS)
 
@@ -121,8 +121,6 @@ def run_estimator(model, W, V, xs, ys, resets, est, on_step=None):
     Returns ``(loss, dW, dV)``; ``on_step(t, est, delta)`` is called after each step's
     update with ``delta = ∂L_t/∂s_t`` (B,S).
     """
-    from .model import readout_loss_grad
-
     cell = model.cell
     T, B = ys.shape
     buf = cell.buffers(B, model.dtype, with_H=est.needs_H)

@@ -120,8 +120,8 @@ class OnlineLearner:
         self.rank = rank
         self.seed = seed
         self.optimizer = make_optimizer(optimizer, model.params, lr)
-        needs_H = method == "tbptt" or self.estimator.needs_H
-        self._buf = cell.buffers(B, dt, with_H=needs_H and method != "tbptt")
+        # TBPTT keeps H in its window; of the estimators only UORO does without it
+        self._buf = cell.buffers(B, dt, with_H=self.estimator is not None and self.estimator.needs_H)
         self.state = model.zero_state(B)
         self._s_new = model.zero_state(B)
         self._delta = np.zeros((B, cell.S), dt)
