@@ -6,6 +6,7 @@ import pytest
 
 import oknumba
 from conftest import random_sequence, rel_err
+from oknumba.estimators import make_estimator
 from oknumba.estimators.kf_kernels import kf_mix_stream
 from oknumba.estimators.reduce import (MODE_OPTIMAL, MODE_SAMPLING, MODE_TRUNCATED, reduce_terms,
                                        reduce_terms_gram)
@@ -269,34 +270,95 @@ def test_parallel_stream_kernel_matches_serial(kind):
     """The thread-parallel driver (used for large steps) computes what the serial one does."""
     import numba
 
-    from oknumba.estimators.ok import KIND_KF, KIND_OK, kron_step, kron_step_parallel
+    from oknumba.estimators.kf_kernels import kf_step, kf_step_parallel
+    from oknumba.estimators.ok import ok_step, ok_step_parallel
 
     rng = np.random.default_rng(11)
-    B, r, K, a, S, P = 4, 3, 1, 7, 6, 10
+    B, r, K, a, S, P, chunk = 4, 3, 1, 7, 6, 10, 3
+    k = r + K
     H = rng.normal(size=(B, S, S))
     us0 = rng.normal(size=(B, r, a))
-    At0 = rng.normal(size=(B, r, P, S))
+    big0 = rng.normal(size=(B, r, P, S)) if kind == "kf" else rng.normal(size=(B, k * P * S))
+    X0 = rng.normal(size=(B, k, r))
     rows = rng.normal(size=(B, K, a))
     D = rng.normal(size=(B, K, S, P))
     delta = rng.normal(size=(B, S))
     state0 = np.arange(1, B + 1, dtype=np.uint64) * np.uint64(12345)
     out = []
     for parallel in (False, True):
-        us, At, state = us0.copy(), At0.copy(), state0.copy()
-        work, us_work = np.zeros((B, r + K, P, S)), np.zeros((B, r + K, a))
-        dW = np.zeros((a, P))
-        args = (KIND_OK if kind == "ok" else KIND_KF, H, At, work, us, rows, D, us_work, state,
-                MODE_OPTIMAL, delta, 1.0, dW, True)
-        if parallel:
-            old = numba.get_num_threads()
-            numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-            try:
-                kron_step_parallel(*args, np.zeros((B, r, P)))
-            finally:
-                numba.set_num_threads(old)
+        us, big, X, state = us0.copy(), big0.copy(), X0.copy(), state0.copy()
+        us_work, dW = np.zeros((B, k, a)), np.zeros((a, P))
+        if kind == "kf":
+            step = kf_step_parallel if parallel else kf_step
+            args = (H, big, np.zeros((B, k, P, S)), us, rows, D, us_work, state, delta, 1.0, dW,
+                    True) + ((np.zeros((B, r, P)),) if parallel else ())
         else:
-            kron_step(*args)
-        out.append((us, At, dW, state))
-    (u1, A1, g1, s1), (u2, A2, g2, s2) = out
+            step = ok_step_parallel if parallel else ok_step
+            args = (H, big, X, us, rows, D, us_work, np.zeros((B, k, k)),
+                    np.zeros((B, r * chunk * S)), np.zeros((B, k, P)), np.zeros((B, r, P)),
+                    state, MODE_OPTIMAL, delta, 1.0, dW, True, chunk)
+        old = numba.get_num_threads()
+        numba.set_num_threads(min(2 if parallel else 1, numba.config.NUMBA_NUM_THREADS))
+        try:
+            step(*args)
+        finally:
+            numba.set_num_threads(old)
+        out.append((us, big, X, dW, state))
+    (u1, A1, X1, g1, s1), (u2, A2, X2, g2, s2) = out
     np.testing.assert_array_equal(s1, s2)
     assert rel_err(u2, u1) < 1e-12 and rel_err(A2, A1) < 1e-12 and rel_err(g2, g1) < 1e-12
+    assert rel_err(X2, X1) < 1e-12
+
+
+@pytest.mark.parametrize("cell", ["rhn", "gru"])
+def test_ok_chunked_pass_does_not_depend_on_chunk_size(cell, monkeypatch):
+    """The chunked pass (ragged last chunk included) gives the whole-row result: the same
+    gradients and factors for chunks of 1, 3 and all P rows."""
+    from oknumba.estimators import ok as ok_module
+    from oknumba.functional import run_estimator
+
+    model = _model(cell, n=5)
+    xs, ys, resets = random_sequence(model, T=8, B=2, seed=6, reset_prob=0.2)
+    p = model.params
+    results = []
+    for chunk_bytes in (1, 3 * 9 * model.cell.S * 8, 1 << 30):   # k = 3 (rhn), 4 (gru)
+        monkeypatch.setattr(ok_module, "CHUNK_BYTES", chunk_bytes)
+        est = make_estimator("ok", model.cell, 2, model.dtype, rank=2, seed=3)
+        _, dW, _ = run_estimator(model, p["W"], p["V"], xs, ys, resets, est)
+        results.append((est.chunk, dW, est.dense()))
+    assert [c for c, _, _ in results][0] == 1 and results[-1][0] == model.cell.P
+    for _, dW, G in results[1:]:
+        assert rel_err(dW, results[0][1]) < 1e-12 and rel_err(G, results[0][2]) < 1e-12
+
+
+def test_ok_state_round_trip_and_legacy_factors():
+    """state_dict/load_state_dict continue bit-identically; explicit ``At`` factors (the
+    format of earlier checkpoints) load as the same estimate."""
+    from oknumba.functional import run_estimator
+
+    model = _model("rhn", n=5)
+    p = model.params
+    xs, ys, resets = random_sequence(model, T=12, B=2, seed=7)
+    est = make_estimator("ok", model.cell, 2, model.dtype, rank=3, seed=4)
+    run_estimator(model, p["W"], p["V"], xs[:6], ys[:6], resets[:6], est)
+    state = est.state_dict()
+    twin = make_estimator("ok", model.cell, 2, model.dtype, rank=3, seed=99)
+    twin.load_state_dict(state)
+    np.testing.assert_array_equal(twin.dense(), est.dense())
+    legacy = make_estimator("ok", model.cell, 2, model.dtype, rank=3, seed=99)
+    legacy.load_state_dict({"us": est.us, "At": est.At, "rng_state": est.rng_state})
+    assert rel_err(legacy.dense(), est.dense()) < 1e-14
+    # the implicit rows must not leak: a reset stream's estimate is exactly zero
+    est.reset(np.array([True, False]))
+    assert np.all(est.dense()[0] == 0.0) and np.any(est.dense()[1] != 0.0)
+    with pytest.raises(ValueError, match="'X'"):
+        twin.load_state_dict({k: v for k, v in state.items() if k != "X"})
+    with pytest.raises(ValueError, match="'W'"):
+        twin.load_state_dict({**state, "W": state["W"][:, :1]})
+    # continuing from the loaded state gives the same gradients
+    _, g1, _ = run_estimator(model, p["W"], p["V"], xs[6:], ys[6:], resets[6:], est)
+    est2 = make_estimator("ok", model.cell, 2, model.dtype, rank=3, seed=99)
+    est2.load_state_dict(state)
+    est2.reset(np.array([True, False]))
+    _, g2, _ = run_estimator(model, p["W"], p["V"], xs[6:], ys[6:], resets[6:], est2)
+    np.testing.assert_array_equal(g1, g2)

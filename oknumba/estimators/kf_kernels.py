@@ -1,7 +1,26 @@
-"""The KF-RTRL mixing kernel (spec section 4), shared by ``kf`` and ``kf-avg``."""
+"""KF-RTRL kernels (spec section 4), shared by ``kf`` and ``kf-avg``: the product of each
+copy's factor with H, the mixing of every copy with the new terms, and the batched step."""
 import numpy as np
+from numba import prange
 
 from .._jit import kernel
+from .._rng import rademacher
+from ._kernels import kron_gradient_stream
+
+
+@kernel
+def kron_sum_product_stream(H_b, At_b, work_b, us_b, rows_b, D_b, us_work_b):
+    """Fill one stream's k = r + K term block: ``work_b[:r] = At_b Hᵀ`` (one GEMM),
+    ``work_b[r+k] = D_kᵀ``, ``us_work_b = [us_b; rows_b]``."""
+    r, P, S = At_b.shape
+    K = rows_b.shape[0]
+    np.dot(At_b.reshape(r * P, S), H_b.T, work_b[:r].reshape(r * P, S))
+    for kk in range(K):
+        for p in range(S):
+            for j in range(P):
+                work_b[r + kk, j, p] = D_b[kk, p, j]
+    us_work_b[:r] = us_b
+    us_work_b[r:] = rows_b
 
 
 @kernel
@@ -37,3 +56,44 @@ def kf_mix_stream(us_work_b, work_b, signs, us_b, At_b):
                 A_new += (c / p_new[kk]) * work_b[r + kk]
         us_b[i] = u_new
         At_b[i] = A_new
+
+
+@kernel
+def kf_stream_update(b, H, At, work, us, rows, D, us_work, rng_state):
+    """Advance stream b's r copies: the product, then the mixing with signs drawn from
+    ``rng_state[b]`` (only sign products matter: each copy's first sign stays +1)."""
+    r = At.shape[1]
+    k = work.shape[1]
+    kron_sum_product_stream(H[b], At[b], work[b], us[b], rows[b], D[b], us_work[b])
+    signs = np.ones((r, k - r + 1), us.dtype)
+    for i in range(r):
+        for kk in range(1, k - r + 1):
+            signs[i, kk] = rademacher(rng_state, b)
+    kf_mix_stream(us_work[b], work[b], signs, us[b], At[b])
+
+
+@kernel
+def kf_step(H, At, work, us, rows, D, us_work, rng_state, delta, scale, dW, with_gradient):
+    """All streams in turn: :func:`kf_stream_update`, then (optionally) the gradient
+    ``dW += scale · δ_bᵀ G̃_b`` of the updated estimate."""
+    v = np.empty(At.shape[2], dW.dtype)
+    for b in range(At.shape[0]):
+        kf_stream_update(b, H, At, work, us, rows, D, us_work, rng_state)
+        if with_gradient:
+            kron_gradient_stream(us[b], At[b], delta[b], scale, dW, v)
+
+
+@kernel(parallel=True)
+def kf_step_parallel(H, At, work, us, rows, D, us_work, rng_state, delta, scale, dW,
+                     with_gradient, proj):
+    """:func:`kf_step` with streams spread over Numba threads (use with one BLAS thread). The
+    gradient goes through per-stream projections ``proj[b, i] = A_iᵀ δ_b`` (B,r,P) summed
+    after the parallel loop, so no two threads write to ``dW``."""
+    B, r, P, S = At.shape
+    for b in prange(B):
+        kf_stream_update(b, H, At, work, us, rows, D, us_work, rng_state)
+        if with_gradient:
+            np.dot(At[b].reshape(r * P, S), delta[b], proj[b].reshape(r * P))
+    if with_gradient:
+        for b in range(B):
+            dW += scale * np.dot(np.ascontiguousarray(us[b].T), proj[b])

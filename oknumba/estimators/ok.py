@@ -1,105 +1,187 @@
 """OK: the Optimal Kronecker-Sum approximation of RTRL (methods ``"ok"``, ``"ok-truncated"``).
 
-Per stream the influence is kept as ``G̃ = Σ_{i=1}^r u_i ⊗ A_i`` with factors stored as
-``us`` (B, r, a) and the transposed ``At`` (B, r, P, S) (``At[b, i] = A_iᵀ``). Each step:
+Per stream the influence is ``G̃ = Σ_{i=1}^r u_i ⊗ A_i``. The small factors are stored as
+``us`` (B, r, a); the large ones **implicitly**, as ``A_i = Σ_j X[j, i] W_j`` — k = r + K
+rows ``W_j`` (S×P, stored transposed) and the coefficients ``X`` (B, k, r) of the last
+reduction. Keeping the recombination deferred lets one pass over the rows do everything that
+touches the large side, chunk by chunk (a chunk is c rows of every ``W_jᵀ`` (P, S), sized to
+stay in the core's L2 cache):
 
-1. ``A_iᵀ ← A_iᵀ Hᵀ`` for all i as **one** GEMM per stream over the contiguous (r·P, S)
-   block (the dominant O(r S² P) cost), written into a work block of r + K factors;
-2. the K new terms ``ĥ_k ⊗ D_k`` of ``F_t`` (K = 1, or 2 for the GRU) fill the last K
-   slots, giving k = r + K terms whose large factors are one contiguous (k, S·P) matrix;
-3. :func:`~oknumba.estimators.reduce.reduce_terms_gram` replaces them by r terms —
-   unbiased and variance-minimal (rotation construction for k = r + 1,
-   inclusion-probability sampling otherwise); its large-side work is the Gram matrix
-   (k, S·P)(S·P, k) and one (r, k)(k, S·P) recombination product, both BLAS GEMMs.
-   ``"ok-truncated"`` keeps the top r singular components instead: lower error, but
-   **biased**.
+1. ``A_iᵀ = Σ_j X[j, i] W_jᵀ`` for the chunk (the previous step's recombination);
+2. ``W_iᵀ ← A_iᵀ Hᵀ`` for i < r — **one** GEMM (r·c, S)(S, S) per chunk, the dominant
+   O(r S² P) cost; the K new terms ``ĥ_k ⊗ D_k`` of ``F_t`` (K = 1, or 2 for the GRU) fill
+   rows r..k−1 (``u`` side: ``[u; ĥ_1 … ĥ_K]``);
+3. the Gram matrix ``W Wᵀ`` (k × k) accumulates the chunk's contribution, and for the
+   gradient ``v_j = W_jᵀ δ`` its rows.
 
-Cost per stream and step: 2 r S² P (products) + 2 k² S P (Gram) + 2 r k S P (recombination)
-+ O(k a² + k³) (small QR and eigen-decomposition); memory O(r S P). Random signs come from
-each stream's own splitmix64 state.
+Then :func:`~oknumba.estimators.reduce.reduce_coefficients` replaces the k terms by r —
+unbiased and variance-minimal (rotation construction for k = r + 1, inclusion-probability
+sampling otherwise) — writing the new ``us`` and ``X``; ``"ok-truncated"`` keeps the top r
+singular components instead (lower error, but **biased**). The gradient of the updated
+estimate is ``dW += Σ_i u_i ⊗ (Σ_j X[j, i] v_j)``.
+
+Memory traffic per step is one read and one write of the k·S·P rows (the reference order —
+product, Gram pass, recombination pass — makes five). Cost per stream and step:
+2 r S² P (products) + k² S P (Gram, lower half) + 2 r k S P (recombination)
++ O(k a² + k³) (small QR and eigen-decomposition); memory O(k S P). Random signs come from
+each stream's own splitmix64 state. ``At`` (B, r, P, S), ``A_iᵀ`` explicitly, is available
+as a (computed) property.
 """
 import numba
 import numpy as np
 from numba import prange
 
 from .._jit import kernel
-from .._threads import blas_single_threaded
 from .._rng import rademacher, uniform
-from ._kernels import add_kron_gradient, kron_gradient_stream
+from .._threads import blas_single_threaded
+from ._kernels import add_kron_gradient
 from .base import StochasticEstimator
-from .kf_kernels import kf_mix_stream
-from .reduce import MODE_OPTIMAL, MODE_TRUNCATED, _check_rank, reduce_terms_gram
+from .reduce import (MODE_OPTIMAL, MODE_TRUNCATED, _check_rank, combine_rows,
+                     gram_lower_accumulate, mirror_lower, reduce_coefficients)
+
+#: target bytes of one chunk of the k rows (k·c·S entries): with the r·c·S recombined block
+#: and H it stays within a 1 MiB L2 cache
+CHUNK_BYTES = 1 << 18
+
+
+def chunk_rows(k, S, P, itemsize):
+    """Rows c of each ``W_jᵀ`` (P, S) per chunk: the most that keep k·c·S entries within
+    :data:`CHUNK_BYTES` (at least 1, at most P)."""
+    return max(1, min(P, CHUNK_BYTES // (k * S * itemsize)))
 
 
 @kernel
-def kron_sum_product_stream(H_b, At_b, work_b, us_b, rows_b, D_b, us_work_b):
-    """Fill one stream's k = r + K term block: ``work_b[:r] = At_b Hᵀ`` (one GEMM),
-    ``work_b[r+k] = D_kᵀ``, ``us_work_b = [us_b; rows_b]``."""
-    r, P, S = At_b.shape
-    K = rows_b.shape[0]
-    np.dot(At_b.reshape(r * P, S), H_b.T, work_b[:r].reshape(r * P, S))
-    for kk in range(K):
-        for p in range(S):
-            for j in range(P):
-                work_b[r + kk, j, p] = D_b[kk, p, j]
-    us_work_b[:r] = us_b
-    us_work_b[r:] = rows_b
-
-
-KIND_OK = 0   # OK reduction (mode selects optimal / truncated)
-KIND_KF = 1   # KF-RTRL mixing of every copy (kf, kf-avg)
+def chunk_view(W_b, k, S, p0, p1):
+    """Rows p0..p1 of every ``W_jᵀ`` in the chunk-major storage: a contiguous (k, (p1−p0)·S)
+    block."""
+    return W_b[k * S * p0:k * S * p1].reshape(k, (p1 - p0) * S)
 
 
 @kernel
-def kron_stream_update(b, kind, H, At, work, us, rows, D, us_work, rng_state, mode):
-    """Advance stream b: the product, then the OK reduction or the KF mixing, with random
-    draws from ``rng_state[b]``."""
-    r, P, S = At.shape[1:]
-    k = work.shape[1]
-    kron_sum_product_stream(H[b], At[b], work[b], us[b], rows[b], D[b], us_work[b])
-    if kind == KIND_OK:
-        signs = np.empty(k, us.dtype)
-        for i in range(k):
-            signs[i] = rademacher(rng_state, b)
-        offset = uniform(rng_state, b)
-        reduce_terms_gram(us_work[b], work[b].reshape(k, P * S), r, signs, offset, mode,
-                          us[b], At[b].reshape(r, P * S))
-    else:
-        # only sign products matter: the first sign of each copy stays +1
-        signs2 = np.ones((r, k - r + 1), us.dtype)
-        for i in range(r):
-            for kk in range(1, k - r + 1):
-                signs2[i, kk] = rademacher(rng_state, b)
-        kf_mix_stream(us_work[b], work[b], signs2, us[b], At[b])
-
-
-@kernel
-def kron_step(kind, H, At, work, us, rows, D, us_work, rng_state, mode, delta, scale, dW,
-              with_gradient):
-    """All streams in turn: :func:`kron_stream_update`, then (optionally) the gradient
-    ``dW += scale · δ_bᵀ G̃_b`` of the updated estimate."""
-    v = np.empty(At.shape[2], dW.dtype)
-    for b in range(At.shape[0]):
-        kron_stream_update(b, kind, H, At, work, us, rows, D, us_work, rng_state, mode)
+def ok_stream_update(b, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode, delta,
+                     with_gradient, chunk):
+    """Advance stream b by one step (module docstring): the chunked pass over its rows, then
+    the reduction with signs and offset drawn from ``rng_state[b]``; with ``with_gradient``
+    also ``v[b, j] = W_jᵀ δ_b`` of the new rows."""
+    k, r = X.shape[1:]
+    K = rows.shape[1]
+    S = H.shape[1]
+    P = D.shape[3]
+    Xb, Gb = X[b], G[b]
+    Hb_T = H[b].T
+    Gb[:, :] = 0.0
+    for p0 in range(0, P, chunk):
+        p1 = min(P, p0 + chunk)
+        cc = p1 - p0
+        blk = chunk_view(W[b], k, S, p0, p1)
+        At_c = Atc[b, :r * cc * S].reshape(r, cc * S)
+        combine_rows(Xb, blk, At_c)
+        np.dot(At_c.reshape(r * cc, S), Hb_T, blk[:r].reshape(r * cc, S))
+        for kk in range(K):
+            Dk = D[b, kk]
+            row = blk[r + kk]
+            for p in range(S):
+                for j in range(cc):
+                    row[j * S + p] = Dk[p, p0 + j]
+        gram_lower_accumulate(blk, Gb)
         if with_gradient:
-            kron_gradient_stream(us[b], At[b], delta[b], scale, dW, v)
+            db = delta[b]
+            for i in range(k):
+                row = blk[i]
+                for j in range(cc):
+                    acc = 0.0
+                    for p in range(S):
+                        acc += row[j * S + p] * db[p]
+                    v[b, i, p0 + j] = acc
+    mirror_lower(Gb)
+    us_work[b, :r] = us[b]
+    us_work[b, r:] = rows[b]
+    signs = np.empty(k, us.dtype)
+    for i in range(k):
+        signs[i] = rademacher(rng_state, b)
+    offset = uniform(rng_state, b)
+    reduce_coefficients(us_work[b], Gb, r, signs, offset, mode, us[b], Xb)
+
+
+@kernel(fastmath=True)
+def add_factor_gradient(us_b, proj_b, scale, dW):
+    """``dW += scale · Σ_i outer(us_b[i], proj_b[i])`` for ``us_b`` (r, a), ``proj_b`` (r, P)."""
+    r, a = us_b.shape
+    for i in range(r):
+        pr = proj_b[i]
+        for q in range(a):
+            c = scale * us_b[i, q]
+            if c != 0.0:
+                for j in range(pr.shape[0]):
+                    dW[q, j] += c * pr[j]
+
+
+@kernel
+def ok_step(H, W, X, us, rows, D, us_work, G, Atc, v, proj, rng_state, mode, delta, scale, dW,
+            with_gradient, chunk):
+    """All streams in turn: :func:`ok_stream_update`, then (optionally) the gradient
+    ``dW += scale · δ_bᵀ G̃_b`` of the updated estimate (through ``proj[b] = Xᵀ v[b]``)."""
+    for b in range(W.shape[0]):
+        ok_stream_update(b, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode, delta,
+                         with_gradient, chunk)
+        if with_gradient:
+            combine_rows(X[b], v[b], proj[b])
+            add_factor_gradient(us[b], proj[b], scale, dW)
 
 
 @kernel(parallel=True)
-def kron_step_parallel(kind, H, At, work, us, rows, D, us_work, rng_state, mode, delta, scale,
-                       dW, with_gradient, proj):
-    """:func:`kron_step` with streams spread over Numba threads (each stream's BLAS calls run
-    on its own thread: use with one BLAS thread). The gradient goes through per-stream
-    projections ``proj[b, i] = A_iᵀ δ_b`` (B,r,P) summed after the parallel loop, so no two
-    threads write to ``dW``."""
-    B, r, P, S = At.shape
-    for b in prange(B):
-        kron_stream_update(b, kind, H, At, work, us, rows, D, us_work, rng_state, mode)
+def ok_step_parallel(H, W, X, us, rows, D, us_work, G, Atc, v, proj, rng_state, mode, delta,
+                     scale, dW, with_gradient, chunk):
+    """:func:`ok_step` with streams spread over Numba threads (each stream's BLAS calls run
+    on its own thread: use with one BLAS thread). Every stream has its own work buffers and
+    ``proj[b]``; the gradients are summed after the parallel loop, so no two threads write
+    to ``dW``."""
+    for b in prange(W.shape[0]):
+        ok_stream_update(b, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode, delta,
+                         with_gradient, chunk)
         if with_gradient:
-            np.dot(At[b].reshape(r * P, S), delta[b], proj[b].reshape(r * P))
+            combine_rows(X[b], v[b], proj[b])
     if with_gradient:
-        for b in range(B):
-            dW += scale * np.dot(np.ascontiguousarray(us[b].T), proj[b])
+        for b in range(W.shape[0]):
+            add_factor_gradient(us[b], proj[b], scale, dW)
+
+
+@kernel
+def ok_factors(W, X, chunk, P, At):
+    """``At[b, i] = A_iᵀ = Σ_j X[b, j, i] W_jᵀ`` (B, r, P, S) from the chunked rows."""
+    B, r, _, S = At.shape
+    k = X.shape[1]
+    for b in range(B):
+        for p0 in range(0, P, chunk):
+            p1 = min(P, p0 + chunk)
+            out = np.empty((r, (p1 - p0) * S), At.dtype)
+            combine_rows(X[b], chunk_view(W[b], k, S, p0, p1), out)
+            for i in range(r):
+                At[b, i, p0:p1, :] = out[i].reshape(p1 - p0, S)
+
+
+@kernel
+def rows_to_chunks(Wt, chunk, W):
+    """Rows ``Wt`` (B, k, P, S) (each ``W_jᵀ`` whole) into the chunk-major storage ``W``."""
+    B, k, P, S = Wt.shape
+    for b in range(B):
+        for p0 in range(0, P, chunk):
+            p1 = min(P, p0 + chunk)
+            blk = chunk_view(W[b], k, S, p0, p1)
+            for j in range(k):
+                blk[j] = Wt[b, j, p0:p1, :].copy().reshape((p1 - p0) * S)
+
+
+@kernel
+def chunks_to_rows(W, chunk, Wt):
+    """Inverse of :func:`rows_to_chunks` (a pure permutation of the entries)."""
+    B, k, P, S = Wt.shape
+    for b in range(B):
+        for p0 in range(0, P, chunk):
+            p1 = min(P, p0 + chunk)
+            blk = chunk_view(W[b], k, S, p0, p1)
+            for j in range(k):
+                Wt[b, j, p0:p1, :] = blk[j].reshape(p1 - p0, S)
 
 
 def use_parallel_streams(batch, work_size):
@@ -109,7 +191,8 @@ def use_parallel_streams(batch, work_size):
 
 
 class KroneckerSumEstimator(StochasticEstimator):
-    """Shared state of estimators that keep ``G̃ = scale · Σ_i u_i ⊗ A_i`` per stream."""
+    """Shared by estimators whose estimate is ``G̃ = gradient_scale · Σ_i u_i ⊗ A_i`` per
+    stream: ``us`` (B, r, a) and ``At`` (B, r, P, S) (``At[b, i] = A_iᵀ``)."""
 
     takes_rank = True
     #: G̃ = gradient_scale · Σ_i u_i ⊗ A_i (1/r for the r-KF-RTRL average)
@@ -120,17 +203,10 @@ class KroneckerSumEstimator(StochasticEstimator):
         if rank is None:
             raise ValueError(f"method {self.method!r} needs rank=r (an integer >= 1)")
         self.rank = _check_rank(rank)
-        r, k = self.rank, self.rank + cell.n_terms
-        self.us = np.zeros((batch, r, cell.a), self.dtype)
-        self.At = np.zeros((batch, r, cell.P, cell.S), self.dtype)
-        self._us_work = np.zeros((batch, k, cell.a), self.dtype)
-        self._work = np.zeros((batch, k, cell.P, cell.S), self.dtype)
+        self.n_work = self.rank + cell.n_terms        # k = r + K terms before each reduction
+        self.us = np.zeros((batch, self.rank, cell.a), self.dtype)
+        self._us_work = np.zeros((batch, self.n_work, cell.a), self.dtype)
         self._no_grad = (np.zeros((batch, cell.S), self.dtype), np.zeros((1, 1), self.dtype))
-        self._proj = None
-
-    def reset(self, mask):
-        self.us[mask] = 0.0
-        self.At[mask] = 0.0
 
     def update(self, W, s_prev, s, rows, aux, D, H):
         self._step(H, rows, D, *self._no_grad, False)
@@ -138,17 +214,8 @@ class KroneckerSumEstimator(StochasticEstimator):
     def step(self, W, s_prev, s, rows, aux, D, H, delta, dW):
         self._step(H, rows, D, delta, dW, True)
 
-    def _step(self, H, rows, D, delta, dW, with_gradient):
-        args = (self._kind, H, self.At, self._work, self.us, rows, D, self._us_work,
-                self.rng_state, self._mode, delta, self.dtype.type(self.gradient_scale), dW,
-                with_gradient)
-        if use_parallel_streams(self.batch, self.cell.S * self.cell.P):
-            if self._proj is None:
-                self._proj = np.zeros((self.batch, self.rank, self.cell.P), self.dtype)
-            with blas_single_threaded():
-                kron_step_parallel(*args, self._proj)
-        else:
-            kron_step(*args)
+    def _parallel(self):
+        return use_parallel_streams(self.batch, self.cell.S * self.cell.P)
 
     def add_gradient(self, delta, dW):
         add_kron_gradient(self.us, self.At, delta, self.dtype.type(self.gradient_scale), dW)
@@ -156,16 +223,92 @@ class KroneckerSumEstimator(StochasticEstimator):
     def dense(self):
         return self.gradient_scale * np.einsum("bia,bijs->bsaj", self.us, self.At)
 
-    def _arrays(self):
-        return {"us": self.us, "At": self.At, "rng_state": self.rng_state}
+    def load_factors(self, us, At):
+        """Set the estimate to ``Σ_i us[:, i] ⊗ At[:, i]ᵀ`` (used by the GPU backend)."""
+        self.us[...] = us
+        self.At[...] = At
 
 
 class OK(KroneckerSumEstimator):
-    """r-OK (method ``"ok"``): theorem-optimal unbiased rank-r Kronecker-sum estimate."""
+    """r-OK (method ``"ok"``): theorem-optimal unbiased rank-r Kronecker-sum estimate, with
+    the large factors kept as ``X``-combinations of k rows (module docstring)."""
 
     method = "ok"
-    _kind = KIND_OK
     _mode = MODE_OPTIMAL
+
+    def __init__(self, cell, batch, dtype, rank, seed=None):
+        super().__init__(cell, batch, dtype, rank, seed)
+        r, k, S, P = self.rank, self.n_work, cell.S, cell.P
+        self.chunk = chunk_rows(k, S, P, self.dtype.itemsize)
+        self.W = np.zeros((batch, k * P * S), self.dtype)
+        self.X = np.zeros((batch, k, r), self.dtype)
+        self.X[:, np.arange(r), np.arange(r)] = 1.0
+        self._G = np.zeros((batch, k, k), self.dtype)
+        self._Atc = np.zeros((batch, r * self.chunk * S), self.dtype)
+        self._v = np.zeros((batch, k, P), self.dtype)
+        self._proj = np.zeros((batch, r, P), self.dtype)
+
+    @property
+    def At(self):
+        """The explicit large factors ``A_iᵀ`` (B, r, P, S) — computed, read-only."""
+        At = np.empty((self.batch, self.rank, self.cell.P, self.cell.S), self.dtype)
+        ok_factors(self.W, self.X, self.chunk, self.cell.P, At)
+        At.flags.writeable = False
+        return At
+
+    def reset(self, mask):
+        self.us[mask] = 0.0
+        self.W[mask] = 0.0
+        X = self.X[mask]
+        X[:] = 0.0
+        X[:, np.arange(self.rank), np.arange(self.rank)] = 1.0
+        self.X[mask] = X
+
+    def _step(self, H, rows, D, delta, dW, with_gradient):
+        args = (H, self.W, self.X, self.us, rows, D, self._us_work, self._G, self._Atc, self._v,
+                self._proj, self.rng_state, self._mode, delta,
+                self.dtype.type(self.gradient_scale), dW, with_gradient, self.chunk)
+        if self._parallel():
+            with blas_single_threaded():
+                ok_step_parallel(*args)
+        else:
+            ok_step(*args)
+
+    def load_factors(self, us, At):
+        B, r, P, S = self.batch, self.rank, self.cell.P, self.cell.S
+        Wt = np.zeros((B, self.n_work, P, S), self.dtype)
+        Wt[:, :r] = At
+        rows_to_chunks(Wt, self.chunk, self.W)
+        self.X[:] = 0.0
+        self.X[:, np.arange(r), np.arange(r)] = 1.0
+        self.us[...] = us
+
+    def state_dict(self):
+        """``us``, ``X``, ``rng_state`` and the rows ``W`` (B, k, P, S) in chunk-independent
+        order: loading continues bit-identically."""
+        Wt = np.empty((self.batch, self.n_work, self.cell.P, self.cell.S), self.dtype)
+        chunks_to_rows(self.W, self.chunk, Wt)
+        return {"us": self.us.copy(), "X": self.X.copy(), "W": Wt,
+                "rng_state": self.rng_state.copy()}
+
+    def load_state_dict(self, state):
+        """Inverse of :meth:`state_dict`; also takes the explicit ``{"us", "At",
+        "rng_state"}`` of earlier versions."""
+        B, r, k, P, S = self.batch, self.rank, self.n_work, self.cell.P, self.cell.S
+        legacy = "W" not in state and "At" in state
+        want = {"us": (B, r, self.cell.a), "rng_state": self.rng_state.shape}
+        want.update({"At": (B, r, P, S)} if legacy else {"W": (B, k, P, S), "X": (B, k, r)})
+        for key, shape in want.items():
+            if key not in state or np.shape(state[key]) != shape:
+                raise ValueError(f"estimator state mismatch for {key!r}: expected shape {shape},"
+                                 f" got {getattr(state.get(key), 'shape', None)}")
+        if legacy:
+            self.load_factors(state["us"], state["At"])
+        else:
+            self.us[...] = state["us"]
+            self.X[...] = state["X"]
+            rows_to_chunks(np.ascontiguousarray(state["W"], self.dtype), self.chunk, self.W)
+        self.rng_state[...] = state["rng_state"]
 
 
 class OKTruncated(OK):

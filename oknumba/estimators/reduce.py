@@ -149,59 +149,138 @@ def reduce_terms(U, A, r, signs, offset, mode, out_U, out_A):
     return sigma, m0
 
 
-#: below this many entries (k·S·P) the Gram and recombination passes use plain loops, which
-#: beat a BLAS call's fixed cost on the latency-bound small models
-SMALL_GRAM = 1 << 14
+# The large-side passes below are hand-blocked instead of BLAS calls: for these skinny shapes
+# (k ≤ ~65 rows, long rows) OpenBLAS packs the whole operand and reaches 20–40 GFLOP/s, while
+# 4×4 register blocks over contiguous rows vectorise to near peak (measured 2–6× faster on
+# the paper's settings, see benchmarks/). Rows are clamped to the last valid one so that one
+# block shape covers any k; clamped rows get zero weight (combine) or are not written (Gram).
 
 
 @kernel(fastmath=True)
+def _gram_block(A, G, i0, j0):
+    """``G[i, j] += ⟨A_i, A_j⟩`` for the valid lower-triangle pairs of rows i0..i0+3 ×
+    j0..j0+3 (j0 ≤ i0)."""
+    k, L = A.shape
+    A0, A1, A2, A3 = A[i0], A[min(i0 + 1, k - 1)], A[min(i0 + 2, k - 1)], A[min(i0 + 3, k - 1)]
+    B0, B1, B2, B3 = A[j0], A[min(j0 + 1, k - 1)], A[min(j0 + 2, k - 1)], A[min(j0 + 3, k - 1)]
+    z = A.dtype.type(0.0)
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = z
+    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = z
+    for t in range(L):
+        a0, a1, a2, a3 = A0[t], A1[t], A2[t], A3[t]
+        b0, b1, b2, b3 = B0[t], B1[t], B2[t], B3[t]
+        s00 += a0 * b0
+        s01 += a0 * b1
+        s02 += a0 * b2
+        s03 += a0 * b3
+        s10 += a1 * b0
+        s11 += a1 * b1
+        s12 += a1 * b2
+        s13 += a1 * b3
+        s20 += a2 * b0
+        s21 += a2 * b1
+        s22 += a2 * b2
+        s23 += a2 * b3
+        s30 += a3 * b0
+        s31 += a3 * b1
+        s32 += a3 * b2
+        s33 += a3 * b3
+    blk = ((s00, s01, s02, s03), (s10, s11, s12, s13), (s20, s21, s22, s23),
+           (s30, s31, s32, s33))
+    for di in range(4):
+        i = i0 + di
+        if i < k:
+            for dj in range(4):
+                j = j0 + dj
+                if j <= i:
+                    G[i, j] += blk[di][dj]
+
+
+@kernel
+def gram_lower_accumulate(A, G):
+    """``G += A Aᵀ`` on the lower triangle (j ≤ i) only, for rows ``A`` (k, L)."""
+    k = A.shape[0]
+    for i0 in range(0, k, 4):
+        for j0 in range(0, i0 + 1, 4):
+            _gram_block(A, G, i0, j0)
+
+
+@kernel
+def mirror_lower(G):
+    """Copy the lower triangle of the square ``G`` onto its upper triangle."""
+    for i in range(G.shape[0]):
+        for j in range(i):
+            G[j, i] = G[i, j]
+
+
+@kernel
 def gram(A, G):
     """``G = A Aᵀ`` (symmetric: each pair computed once)."""
+    G[:, :] = 0.0
+    gram_lower_accumulate(A, G)
+    mirror_lower(G)
+
+
+@kernel(fastmath=True)
+def _combine_block(X, A, out, i0, j0):
+    """``out[j0:j0+4] (+)= Σ_{i=i0}^{i0+3} X[i, j0:j0+4] A_i`` (assigns when i0 = 0)."""
     k, L = A.shape
-    if k * L > SMALL_GRAM:
-        G[:, :] = np.dot(A, A.T)
-        return
-    for i in range(k):
-        for j in range(i + 1):
-            acc = 0.0
-            for t in range(L):
-                acc += A[i, t] * A[j, t]
-            G[i, j] = acc
-            G[j, i] = acc
+    x = np.zeros((4, 4), X.dtype)
+    for di in range(4):
+        if i0 + di < k:
+            for dj in range(4):
+                x[di, dj] = X[i0 + di, j0 + dj]
+    A0, A1, A2, A3 = A[i0], A[min(i0 + 1, k - 1)], A[min(i0 + 2, k - 1)], A[min(i0 + 3, k - 1)]
+    O0, O1, O2, O3 = out[j0], out[j0 + 1], out[j0 + 2], out[j0 + 3]
+    x00, x01, x02, x03 = x[0, 0], x[0, 1], x[0, 2], x[0, 3]
+    x10, x11, x12, x13 = x[1, 0], x[1, 1], x[1, 2], x[1, 3]
+    x20, x21, x22, x23 = x[2, 0], x[2, 1], x[2, 2], x[2, 3]
+    x30, x31, x32, x33 = x[3, 0], x[3, 1], x[3, 2], x[3, 3]
+    if i0 > 0:
+        for t in range(L):
+            a0, a1, a2, a3 = A0[t], A1[t], A2[t], A3[t]
+            O0[t] += x00 * a0 + x10 * a1 + x20 * a2 + x30 * a3
+            O1[t] += x01 * a0 + x11 * a1 + x21 * a2 + x31 * a3
+            O2[t] += x02 * a0 + x12 * a1 + x22 * a2 + x32 * a3
+            O3[t] += x03 * a0 + x13 * a1 + x23 * a2 + x33 * a3
+    else:
+        for t in range(L):
+            a0, a1, a2, a3 = A0[t], A1[t], A2[t], A3[t]
+            O0[t] = x00 * a0 + x10 * a1 + x20 * a2 + x30 * a3
+            O1[t] = x01 * a0 + x11 * a1 + x21 * a2 + x31 * a3
+            O2[t] = x02 * a0 + x12 * a1 + x22 * a2 + x32 * a3
+            O3[t] = x03 * a0 + x13 * a1 + x23 * a2 + x33 * a3
 
 
 @kernel(fastmath=True)
 def combine_rows(X, A, out):
-    """``out = Xᵀ A`` for coefficients ``X`` (k, r) and rows ``A`` (k, L)."""
+    """``out = Xᵀ A`` for coefficients ``X`` (k, r) and rows ``A`` (k, L); ``out`` (r, L)
+    must not overlap ``A``."""
     k, L = A.shape
-    if k * L > SMALL_GRAM:
-        np.dot(np.ascontiguousarray(X.T), A, out)
-        return
-    out[:, :] = 0.0
-    for j in range(X.shape[1]):
+    r = X.shape[1]
+    r4 = r - r % 4
+    for j0 in range(0, r4, 4):
+        for i0 in range(0, k, 4):
+            _combine_block(X, A, out, i0, j0)
+    for j in range(r4, r):
+        o = out[j]
+        o[:] = 0.0
         for i in range(k):
             c = X[i, j]
             if c != 0.0:
+                a = A[i]
                 for t in range(L):
-                    out[j, t] += c * A[i, t]
+                    o[t] += c * a[t]
 
 
 @kernel
-def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
-    """Fast reduction used by the OK estimator: same result as :func:`reduce_terms` but the
-    large side only enters through its Gram matrix ``A Aᵀ`` and one recombination product.
-
-    Thin QR of the small side ``Uᵀ = Q_u R_u`` (exact: if rank(U) ≤ r the output is C up to
-    rounding), then ``Ā = R_u A`` has the singular values of C: ``Ā Āᵀ = R_u (A Aᵀ) R_uᵀ =
-    P Σ² Pᵀ``; unit factors ``ũ_i = Q_u P_i`` and ``Ã_i = Āᵀ P_i / σ_i``, so the output is
-    ``out_U = (Q_u P coef)ᵀ`` and ``out_A = Xᵀ A`` with ``X = R_uᵀ P Σ⁻¹ coef``. Whatever the
-    rounding in P, ``Σ_i ũ_i σ_i Ã_iᵀ = Q_u P Pᵀ Ā = C``, so the construction stays unbiased;
-    components with ``σ_i² ≤ 0`` after rounding (true σ_i below ~1e-8 σ₁ in float64) are
-    dropped. Signs are canonical (``diag(R_u) ≥ 0``; each eigenvector's largest entry
-    positive), so another implementation (the GPU path) draws the same estimate from the same
-    signs. ``out_A`` must not overlap ``A``.
-    """
+def reduce_coefficients(U, G, r, signs, offset, mode, out_U, X):
+    """The small-side part of :func:`reduce_terms_gram`: from the small factors ``U`` (k, a)
+    and the Gram matrix ``G = A Aᵀ`` (k, k) of the large ones, write the output's small
+    factors ``out_U`` (r, a) and the coefficients ``X`` (k, r) with which the output's large
+    factors are ``Xᵀ A``. Returns m0 (``min(a, k)`` in the exact case)."""
     k = U.shape[0]
+    X[:, :] = 0.0
     Qu, Ru = np.linalg.qr(np.ascontiguousarray(U.T))
     kk = Ru.shape[0]                      # min(a, k)
     # canonical signs (diag(R) ≥ 0) so that any QR implementation gives the same factors
@@ -212,11 +291,8 @@ def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
     if kk <= r:                           # exact: C = Σ_i Q_u[:, i] ⊗ (R_u A)_i
         out_U[:] = 0.0
         out_U[:kk] = Qu.T
-        out_A[kk:] = 0.0
-        np.dot(np.ascontiguousarray(Ru), A, out_A[:kk])
+        X[:, :kk] = Ru.T
         return kk
-    G = np.empty((k, k), A.dtype)
-    gram(A, G)
     M = np.dot(np.dot(Ru, G), Ru.T)
     lam, Pm = np.linalg.eigh(0.5 * (M + M.T))
     # eigenvalues at the rounding level of M are noise: exact rank deficiency (zeroed factors
@@ -240,7 +316,31 @@ def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
     m0 = mixing_coefficients(sigma, r, signs, offset, mode, coef)
     c = coef[:kk]
     out_U[:, :] = np.dot(np.ascontiguousarray(np.dot(P, c).T), np.ascontiguousarray(Qu.T))
-    X = np.dot(np.ascontiguousarray(Ru.T), np.dot(P, inv.reshape(kk, 1) * c))   # (k, r)
+    X[:, :] = np.dot(np.ascontiguousarray(Ru.T), np.dot(P, inv.reshape(kk, 1) * c))
+    return m0
+
+
+@kernel
+def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
+    """Fast reduction used by the OK estimator: same result as :func:`reduce_terms` but the
+    large side only enters through its Gram matrix ``A Aᵀ`` and one recombination product.
+
+    Thin QR of the small side ``Uᵀ = Q_u R_u`` (exact: if rank(U) ≤ r the output is C up to
+    rounding), then ``Ā = R_u A`` has the singular values of C: ``Ā Āᵀ = R_u (A Aᵀ) R_uᵀ =
+    P Σ² Pᵀ``; unit factors ``ũ_i = Q_u P_i`` and ``Ã_i = Āᵀ P_i / σ_i``, so the output is
+    ``out_U = (Q_u P coef)ᵀ`` and ``out_A = Xᵀ A`` with ``X = R_uᵀ P Σ⁻¹ coef``. Whatever the
+    rounding in P, ``Σ_i ũ_i σ_i Ã_iᵀ = Q_u P Pᵀ Ā = C``, so the construction stays unbiased;
+    components with ``σ_i² ≤ 0`` after rounding (true σ_i below ~1e-8 σ₁ in float64) are
+    dropped. Signs are canonical (``diag(R_u) ≥ 0``; each eigenvector's largest entry
+    positive), so another implementation (the GPU path) draws the same estimate from the same
+    signs. ``out_A`` must not overlap ``A``. The OK estimator runs the same three stages
+    (:func:`gram`, :func:`reduce_coefficients`, :func:`combine_rows`) fused with its product.
+    """
+    k = U.shape[0]
+    G = np.empty((k, k), A.dtype)
+    gram(A, G)
+    X = np.empty((k, r), A.dtype)
+    m0 = reduce_coefficients(U, G, r, signs, offset, mode, out_U, X)
     combine_rows(X, A, out_A)
     return m0
 

@@ -187,8 +187,7 @@ class GPUBackend:
         ln.state[...] = self.d_s.copy_to_host()
         est = ln.estimator
         if self._kron:
-            self.d_us.copy_to_host(est.us)
-            self.d_At.copy_to_host(est.At)
+            est.load_factors(self.d_us.copy_to_host(), self.d_At.copy_to_host())
             self.d_rng.copy_to_host(est.rng_state)
         else:
             est.G[...] = self.d_G.copy_to_host()
