@@ -251,6 +251,8 @@ class OnlineLearner:
                     if meta.get("config", {}).get(k) != v}
             raise ValueError(f"checkpoint does not match this learner; differing settings (checkpoint, now): {diff}")
         own, _ = self.state_dict()
+        # the estimator checks its own arrays (it also accepts the layouts of earlier versions)
+        own = {k: v for k, v in own.items() if not k.startswith("estimator.")}
         missing = sorted(set(own) - set(arrays))
         if missing:
             raise ValueError(f"checkpoint is missing arrays {missing}")

@@ -57,6 +57,45 @@ def chunk_view(W_b, k, S, p0, p1):
     return W_b[k * S * p0:k * S * p1].reshape(k, (p1 - p0) * S)
 
 
+@kernel(fastmath=True)
+def transpose_columns(Dk, p0, p1, row):
+    """``row`` ((p1−p0)·S) ← columns p0..p1 of ``Dk`` (S, P), transposed: a new term's factor
+    ``D_kᵀ`` in the chunk layout."""
+    S = Dk.shape[0]
+    for p in range(S):
+        for j in range(p1 - p0):
+            row[j * S + p] = Dk[p, p0 + j]
+
+
+@kernel(fastmath=True)
+def project_rows(M, d, v_b, p0, cc):
+    """``v_b[i, p0 + j] = ⟨M[i·cc + j], d⟩`` for the chunk's rows ``M`` (k·cc, S): the
+    gradient projections ``W_jᵀ δ``, four rows per pass over ``d``."""
+    m_rows, S = M.shape
+    z = M.dtype.type(0.0)
+    m4 = m_rows - m_rows % 4
+    out = np.empty(4, M.dtype)
+    for m in range(0, m_rows, 4):
+        if m < m4:
+            r0, r1, r2, r3 = M[m], M[m + 1], M[m + 2], M[m + 3]
+            a0 = a1 = a2 = a3 = z
+            for p in range(S):
+                dp = d[p]
+                a0 += r0[p] * dp
+                a1 += r1[p] * dp
+                a2 += r2[p] * dp
+                a3 += r3[p] * dp
+            out[0], out[1], out[2], out[3] = a0, a1, a2, a3
+        else:
+            for q in range(m_rows - m):
+                a0 = z
+                for p in range(S):
+                    a0 += M[m + q, p] * d[p]
+                out[q] = a0
+        for q in range(min(4, m_rows - m)):
+            v_b[(m + q) // cc, p0 + (m + q) % cc] = out[q]
+
+
 @kernel
 def ok_stream_update(b, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode, delta,
                      with_gradient, chunk):
@@ -78,21 +117,10 @@ def ok_stream_update(b, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mod
         combine_rows(Xb, blk, At_c)
         np.dot(At_c.reshape(r * cc, S), Hb_T, blk[:r].reshape(r * cc, S))
         for kk in range(K):
-            Dk = D[b, kk]
-            row = blk[r + kk]
-            for p in range(S):
-                for j in range(cc):
-                    row[j * S + p] = Dk[p, p0 + j]
+            transpose_columns(D[b, kk], p0, p1, blk[r + kk])
         gram_lower_accumulate(blk, Gb)
         if with_gradient:
-            db = delta[b]
-            for i in range(k):
-                row = blk[i]
-                for j in range(cc):
-                    acc = 0.0
-                    for p in range(S):
-                        acc += row[j * S + p] * db[p]
-                    v[b, i, p0 + j] = acc
+            project_rows(blk.reshape(k * cc, S), delta[b], v[b], p0, cc)
     mirror_lower(Gb)
     us_work[b, :r] = us[b]
     us_work[b, r:] = rows[b]
