@@ -189,27 +189,21 @@ def ok_factors(W, X, chunk, P, At):
 
 
 @kernel
-def rows_to_chunks(Wt, chunk, W):
-    """Rows ``Wt`` (B, k, P, S) (each ``W_jᵀ`` whole) into the chunk-major storage ``W``."""
+def convert_rows(W, chunk, Wt, into_chunks):
+    """Copy between the chunk-major storage ``W`` (B, k·P·S) and whole rows ``Wt``
+    (B, k, P, S) (each ``W_jᵀ`` in one piece): ``Wt → W`` if ``into_chunks`` else ``W → Wt``.
+    A pure permutation of the entries."""
     B, k, P, S = Wt.shape
     for b in range(B):
         for p0 in range(0, P, chunk):
             p1 = min(P, p0 + chunk)
             blk = chunk_view(W[b], k, S, p0, p1)
             for j in range(k):
-                blk[j] = Wt[b, j, p0:p1, :].copy().reshape((p1 - p0) * S)
-
-
-@kernel
-def chunks_to_rows(W, chunk, Wt):
-    """Inverse of :func:`rows_to_chunks` (a pure permutation of the entries)."""
-    B, k, P, S = Wt.shape
-    for b in range(B):
-        for p0 in range(0, P, chunk):
-            p1 = min(P, p0 + chunk)
-            blk = chunk_view(W[b], k, S, p0, p1)
-            for j in range(k):
-                Wt[b, j, p0:p1, :] = blk[j].reshape(p1 - p0, S)
+                part = blk[j].reshape(p1 - p0, S)
+                if into_chunks:
+                    part[:, :] = Wt[b, j, p0:p1, :]
+                else:
+                    Wt[b, j, p0:p1, :] = part
 
 
 def use_parallel_streams(batch, work_size):
@@ -306,7 +300,7 @@ class OK(KroneckerSumEstimator):
         B, r, P, S = self.batch, self.rank, self.cell.P, self.cell.S
         Wt = np.zeros((B, self.n_work, P, S), self.dtype)
         Wt[:, :r] = At
-        rows_to_chunks(Wt, self.chunk, self.W)
+        convert_rows(self.W, self.chunk, Wt, True)
         self.X[:] = 0.0
         self.X[:, np.arange(r), np.arange(r)] = 1.0
         self.us[...] = us
@@ -315,7 +309,7 @@ class OK(KroneckerSumEstimator):
         """``us``, ``X``, ``rng_state`` and the rows ``W`` (B, k, P, S) in chunk-independent
         order: loading continues bit-identically."""
         Wt = np.empty((self.batch, self.n_work, self.cell.P, self.cell.S), self.dtype)
-        chunks_to_rows(self.W, self.chunk, Wt)
+        convert_rows(self.W, self.chunk, Wt, False)
         return {"us": self.us.copy(), "X": self.X.copy(), "W": Wt,
                 "rng_state": self.rng_state.copy()}
 
@@ -335,7 +329,7 @@ class OK(KroneckerSumEstimator):
         else:
             self.us[...] = state["us"]
             self.X[...] = state["X"]
-            rows_to_chunks(np.ascontiguousarray(state["W"], self.dtype), self.chunk, self.W)
+            convert_rows(self.W, self.chunk, np.ascontiguousarray(state["W"], self.dtype), True)
         self.rng_state[...] = state["rng_state"]
 
 
