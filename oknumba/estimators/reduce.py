@@ -221,21 +221,25 @@ def gram(A, G):
     mirror_lower(G)
 
 
+@kernel
+def _coef_row(X, i, j0):
+    """``X[i, j0:j0+4]`` as four scalars, zeros for a row past the end (a padded block row)."""
+    if i < X.shape[0]:
+        return X[i, j0], X[i, j0 + 1], X[i, j0 + 2], X[i, j0 + 3]
+    z = X.dtype.type(0.0)
+    return z, z, z, z
+
+
 @kernel(fastmath=True)
 def _combine_block(X, A, out, i0, j0):
     """``out[j0:j0+4] (+)= Σ_{i=i0}^{i0+3} X[i, j0:j0+4] A_i`` (assigns when i0 = 0)."""
     k, L = A.shape
-    x = np.zeros((4, 4), X.dtype)
-    for di in range(4):
-        if i0 + di < k:
-            for dj in range(4):
-                x[di, dj] = X[i0 + di, j0 + dj]
+    x00, x01, x02, x03 = _coef_row(X, i0, j0)
+    x10, x11, x12, x13 = _coef_row(X, i0 + 1, j0)
+    x20, x21, x22, x23 = _coef_row(X, i0 + 2, j0)
+    x30, x31, x32, x33 = _coef_row(X, i0 + 3, j0)
     A0, A1, A2, A3 = A[i0], A[min(i0 + 1, k - 1)], A[min(i0 + 2, k - 1)], A[min(i0 + 3, k - 1)]
     O0, O1, O2, O3 = out[j0], out[j0 + 1], out[j0 + 2], out[j0 + 3]
-    x00, x01, x02, x03 = x[0, 0], x[0, 1], x[0, 2], x[0, 3]
-    x10, x11, x12, x13 = x[1, 0], x[1, 1], x[1, 2], x[1, 3]
-    x20, x21, x22, x23 = x[2, 0], x[2, 1], x[2, 2], x[2, 3]
-    x30, x31, x32, x33 = x[3, 0], x[3, 1], x[3, 2], x[3, 3]
     if i0 > 0:
         for t in range(L):
             a0, a1, a2, a3 = A0[t], A1[t], A2[t], A3[t]
