@@ -362,3 +362,26 @@ def test_ok_state_round_trip_and_legacy_factors():
     est2.reset(np.array([True, False]))
     _, g2, _ = run_estimator(model, p["W"], p["V"], xs[6:], ys[6:], resets[6:], est2)
     np.testing.assert_array_equal(g1, g2)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+@pytest.mark.parametrize("k, r", [(1, 1), (2, 1), (5, 4), (6, 3), (9, 8), (17, 16), (18, 5)])
+def test_blocked_gram_and_recombination_match_numpy(k, r, dtype, tol):
+    """The register-blocked large-side kernels (any k, r: padded blocks included) against
+    NumPy: ``gram`` = A Aᵀ, ``combine_rows`` = Xᵀ A, and the accumulating lower-triangle form."""
+    from oknumba.estimators.reduce import combine_rows, gram, gram_lower_accumulate
+
+    rng = np.random.default_rng(k * 31 + r)
+    A = rng.normal(size=(k, 37)).astype(dtype)
+    X = rng.normal(size=(k, r)).astype(dtype)
+    G = np.full((k, k), np.nan, dtype)
+    gram(A, G)
+    ref = A.astype(np.float64) @ A.T.astype(np.float64)
+    assert rel_err(G, ref) < tol
+    acc = np.ones((k, k), dtype)
+    gram_lower_accumulate(A, acc)
+    low = np.tril_indices(k)
+    assert rel_err(acc[low], 1.0 + ref[low]) < tol and np.all(acc[np.triu_indices(k, 1)] == 1.0)
+    out = np.full((r, 37), np.nan, dtype)
+    combine_rows(X, A, out)
+    assert rel_err(out, X.T.astype(np.float64) @ A.astype(np.float64)) < tol
