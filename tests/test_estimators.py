@@ -7,7 +7,7 @@ import pytest
 import oknumba
 from conftest import random_sequence, rel_err
 from oknumba.estimators import make_estimator
-from oknumba.estimators.kf_kernels import kf_mix_stream
+from oknumba.estimators.kf_kernels import kf_coefficients
 from oknumba.estimators.reduce import (MODE_OPTIMAL, MODE_SAMPLING, MODE_TRUNCATED, reduce_terms,
                                        reduce_terms_gram)
 
@@ -154,12 +154,13 @@ def test_one_ok_never_worse_than_kf_per_step():
         D = rng.normal(size=(1, 1, S, P))
         C = np.outer(us[0, 0], Bp[0, :, 0].ravel()) + np.outer(rows[0, 0], D[0, 0].ravel())
         kf_var = 0.0
-        us_work = np.concatenate([us, rows], axis=1)                     # (1, 2, a)
-        work = np.stack([Bp[0, :, 0].T, D[0, 0].T])[None]                # (1, 2, P, S)
+        us_work = np.concatenate([us, rows], axis=1)[0]                  # (2, a)
+        work = np.stack([Bp[0, :, 0].ravel(), D[0, 0].ravel()])          # (2, S·P)
+        G = work @ work.T
         for c in (-1.0, 1.0):
-            ou, oAt = np.zeros((1, a)), np.zeros((1, P, S))
-            kf_mix_stream(us_work[0], work[0], np.array([[1.0, c]]), ou, oAt)
-            kf_var += 0.5 * np.sum((np.outer(ou[0], oAt[0].T.ravel()) - C) ** 2)
+            ou, X = np.zeros((1, a)), np.zeros((2, 1))
+            kf_coefficients(us_work, G, 1, np.array([[1.0, c]]), ou, X)
+            kf_var += 0.5 * np.sum((np.outer(ou[0], X.T @ work) - C) ** 2)
         U = np.stack([us[0, 0], rows[0, 0]])
         A = np.stack([Bp[0, :, 0].ravel(), D[0, 0].ravel()])
         Cp, _ = _reduce(U, A, 1, [1.0, -1.0])
@@ -270,15 +271,14 @@ def test_parallel_stream_kernel_matches_serial(kind):
     """The thread-parallel driver (used for large steps) computes what the serial one does."""
     import numba
 
-    from oknumba.estimators.kf_kernels import kf_step, kf_step_parallel
-    from oknumba.estimators.ok import ok_step, ok_step_parallel
+    from oknumba.estimators.ok import KIND_KF, KIND_OK, kron_step, kron_step_parallel
 
     rng = np.random.default_rng(11)
     B, r, K, a, S, P, chunk = 4, 3, 1, 7, 6, 10, 3
     k = r + K
     H = rng.normal(size=(B, S, S))
     us0 = rng.normal(size=(B, r, a))
-    big0 = rng.normal(size=(B, r, P, S)) if kind == "kf" else rng.normal(size=(B, k * P * S))
+    W0 = rng.normal(size=(B, k * P * S))
     X0 = rng.normal(size=(B, k, r))
     rows = rng.normal(size=(B, K, a))
     D = rng.normal(size=(B, K, S, P))
@@ -286,27 +286,21 @@ def test_parallel_stream_kernel_matches_serial(kind):
     state0 = np.arange(1, B + 1, dtype=np.uint64) * np.uint64(12345)
     out = []
     for parallel in (False, True):
-        us, big, X, state = us0.copy(), big0.copy(), X0.copy(), state0.copy()
-        us_work, dW = np.zeros((B, k, a)), np.zeros((a, P))
-        if kind == "kf":
-            step = kf_step_parallel if parallel else kf_step
-            args = (H, big, np.zeros((B, k, P, S)), us, rows, D, us_work, state, delta, 1.0, dW,
-                    True) + ((np.zeros((B, r, P)),) if parallel else ())
-        else:
-            step = ok_step_parallel if parallel else ok_step
-            args = (H, big, X, us, rows, D, us_work, np.zeros((B, k, k)),
-                    np.zeros((B, r * chunk * S)), np.zeros((B, k, P)), np.zeros((B, r, P)),
-                    state, MODE_OPTIMAL, delta, 1.0, dW, True, chunk)
+        us, W, X, state = us0.copy(), W0.copy(), X0.copy(), state0.copy()
+        dW = np.zeros((a, P))
+        args = (KIND_OK if kind == "ok" else KIND_KF, H, W, X, us, rows, D, np.zeros((B, k, a)),
+                np.zeros((B, k, k)), np.zeros((B, r * chunk * S)), np.zeros((B, k, P)),
+                np.zeros((B, r, P)), state, MODE_OPTIMAL, delta, 1.0, dW, True, chunk)
         old = numba.get_num_threads()
         numba.set_num_threads(min(2 if parallel else 1, numba.config.NUMBA_NUM_THREADS))
         try:
-            step(*args)
+            (kron_step_parallel if parallel else kron_step)(*args)
         finally:
             numba.set_num_threads(old)
-        out.append((us, big, X, dW, state))
-    (u1, A1, X1, g1, s1), (u2, A2, X2, g2, s2) = out
+        out.append((us, W, X, dW, state))
+    (u1, W1, X1, g1, s1), (u2, W2, X2, g2, s2) = out
     np.testing.assert_array_equal(s1, s2)
-    assert rel_err(u2, u1) < 1e-12 and rel_err(A2, A1) < 1e-12 and rel_err(g2, g1) < 1e-12
+    assert rel_err(u2, u1) < 1e-12 and rel_err(W2, W1) < 1e-12 and rel_err(g2, g1) < 1e-12
     assert rel_err(X2, X1) < 1e-12
 
 

@@ -30,11 +30,11 @@ def test_kernel_cache_is_stamped_with_the_whole_package():
     """A change anywhere in the package must invalidate every cached kernel (Numba alone only
     watches the kernel's own file)."""
     from oknumba._jit import CACHE, package_source_hash
-    from oknumba.estimators.ok import ok_step
+    from oknumba.estimators.ok import kron_step
 
     if not CACHE:
         return
-    locator = ok_step._cache._impl.locator
+    locator = kron_step._cache._impl.locator
     assert type(locator).__name__.startswith("Oknumba")
     assert locator.get_source_stamp() == package_source_hash()
 

@@ -1,99 +1,68 @@
-"""KF-RTRL kernels (spec section 4), shared by ``kf`` and ``kf-avg``: the product of each
-copy's factor with H, the mixing of every copy with the new terms, and the batched step."""
+"""KF-RTRL's mixing rule (spec section 4), shared by ``kf`` and ``kf-avg``, in the coefficient
+form of the Kronecker-sum pass (:mod:`oknumba.estimators.ok`): the r copies' new large
+factors are ``A'_i = Σ_j X[j, i] W_j`` over the k = r + K rows ``W`` (the propagated copies
+``H A_i`` and the new terms ``D_k``), with only the norms ``‖W_j‖`` needed from the large
+side."""
 import numpy as np
-from numba import prange
 
 from .._jit import kernel
-from .._rng import rademacher
-from ._kernels import kron_gradient_stream
+
+
+@kernel(fastmath=True)
+def row_norms_accumulate(A, G):
+    """``G[i, i] += ‖A_i‖²`` for the rows of ``A`` (k, L) (the diagonal of ``A Aᵀ``)."""
+    for i in range(A.shape[0]):
+        a = A[i]
+        acc = A.dtype.type(0.0)
+        for t in range(a.shape[0]):
+            acc += a[t] * a[t]
+        G[i, i] += acc
+
+
+@kernel(fastmath=True)
+def _norm(x):
+    acc = x.dtype.type(0.0)
+    for q in range(x.shape[0]):
+        acc += x[q] * x[q]
+    return np.sqrt(acc)
+
+
+@kernel(fastmath=True)
+def _axpy(c, x, y):
+    for q in range(x.shape[0]):
+        y[q] += c * x[q]
 
 
 @kernel
-def kron_sum_product_stream(H_b, At_b, work_b, us_b, rows_b, D_b, us_work_b):
-    """Fill one stream's k = r + K term block: ``work_b[:r] = At_b Hᵀ`` (one GEMM),
-    ``work_b[r+k] = D_kᵀ``, ``us_work_b = [us_b; rows_b]``."""
-    r, P, S = At_b.shape
-    K = rows_b.shape[0]
-    np.dot(At_b.reshape(r * P, S), H_b.T, work_b[:r].reshape(r * P, S))
-    for kk in range(K):
-        for p in range(S):
-            for j in range(P):
-                work_b[r + kk, j, p] = D_b[kk, p, j]
-    us_work_b[:r] = us_b
-    us_work_b[r:] = rows_b
+def kf_coefficients(us_work_b, G_b, r, signs, us_b, X_b):
+    """Mix each copy i's propagated term ``(us_work_b[i], W_i)`` with the K new terms
+    ``(us_work_b[r+k], W_{r+k})`` into one, with signs ``signs[i, :]`` (length K + 1):
 
+        p_t = sqrt(‖W_t‖ / ‖u_t‖),   u'_i = Σ_t c_t p_t u_t,   A'_i = Σ_t (c_t / p_t) W_t
 
-@kernel
-def kf_mix_stream(us_work_b, work_b, signs, us_b, At_b):
-    """One stream: mix each copy i's propagated term ``(us_work_b[i], work_b[i])`` with the K
-    new terms ``(us_work_b[r+k], work_b[r+k])`` into one term, with signs ``signs[i, :]``
-    (length K + 1). Factors are stored transposed, ``work_b`` (r+K, P, S)."""
-    k, P, S = work_b.shape
-    r = At_b.shape[0]
+    writing ``us_b[i] = u'_i`` and the coefficients ``X_b[t, i] = c_t / p_t``. Terms with a
+    zero factor are dropped. ``G_b`` holds ``‖W_t‖²`` on its diagonal."""
+    k = us_work_b.shape[0]
     K = k - r
-    dt = us_b.dtype
-    u_new = np.empty(us_b.shape[1], dt)
-    A_new = np.empty((P, S), dt)
-    p_new = np.empty(K, dt)
+    X_b[:, :] = 0.0
+    p_new = np.zeros(K, us_b.dtype)
     for kk in range(K):
-        nD = np.sqrt(np.sum(work_b[r + kk] * work_b[r + kk]))
-        nR = np.sqrt(np.sum(us_work_b[r + kk] * us_work_b[r + kk]))
-        p_new[kk] = np.sqrt(nD / nR) if (nD > 0.0 and nR > 0.0) else 0.0
+        nD = np.sqrt(G_b[r + kk, r + kk])
+        nR = _norm(us_work_b[r + kk])
+        if nD > 0.0 and nR > 0.0:
+            p_new[kk] = np.sqrt(nD / nR)
     for i in range(r):
-        nu = np.sqrt(np.sum(us_work_b[i] * us_work_b[i]))
-        nA = np.sqrt(np.sum(work_b[i] * work_b[i]))
-        u_new[:] = 0.0
-        A_new[:] = 0.0
+        u = us_b[i]
+        u[:] = 0.0
+        nu = _norm(us_work_b[i])
+        nA = np.sqrt(G_b[i, i])
         if nu > 0.0 and nA > 0.0:
             p1 = np.sqrt(nA / nu)
             c = signs[i, 0]
-            u_new += (c * p1) * us_work_b[i]
-            A_new += (c / p1) * work_b[i]
+            _axpy(c * p1, us_work_b[i], u)
+            X_b[i, i] = c / p1
         for kk in range(K):
             if p_new[kk] > 0.0:
                 c = signs[i, kk + 1]
-                u_new += (c * p_new[kk]) * us_work_b[r + kk]
-                A_new += (c / p_new[kk]) * work_b[r + kk]
-        us_b[i] = u_new
-        At_b[i] = A_new
-
-
-@kernel
-def kf_stream_update(b, H, At, work, us, rows, D, us_work, rng_state):
-    """Advance stream b's r copies: the product, then the mixing with signs drawn from
-    ``rng_state[b]`` (only sign products matter: each copy's first sign stays +1)."""
-    r = At.shape[1]
-    k = work.shape[1]
-    kron_sum_product_stream(H[b], At[b], work[b], us[b], rows[b], D[b], us_work[b])
-    signs = np.ones((r, k - r + 1), us.dtype)
-    for i in range(r):
-        for kk in range(1, k - r + 1):
-            signs[i, kk] = rademacher(rng_state, b)
-    kf_mix_stream(us_work[b], work[b], signs, us[b], At[b])
-
-
-@kernel
-def kf_step(H, At, work, us, rows, D, us_work, rng_state, delta, scale, dW, with_gradient):
-    """All streams in turn: :func:`kf_stream_update`, then (optionally) the gradient
-    ``dW += scale · δ_bᵀ G̃_b`` of the updated estimate."""
-    v = np.empty(At.shape[2], dW.dtype)
-    for b in range(At.shape[0]):
-        kf_stream_update(b, H, At, work, us, rows, D, us_work, rng_state)
-        if with_gradient:
-            kron_gradient_stream(us[b], At[b], delta[b], scale, dW, v)
-
-
-@kernel(parallel=True)
-def kf_step_parallel(H, At, work, us, rows, D, us_work, rng_state, delta, scale, dW,
-                     with_gradient, proj):
-    """:func:`kf_step` with streams spread over Numba threads (use with one BLAS thread). The
-    gradient goes through per-stream projections ``proj[b, i] = A_iᵀ δ_b`` (B,r,P) summed
-    after the parallel loop, so no two threads write to ``dW``."""
-    B, r, P, S = At.shape
-    for b in prange(B):
-        kf_stream_update(b, H, At, work, us, rows, D, us_work, rng_state)
-        if with_gradient:
-            np.dot(At[b].reshape(r * P, S), delta[b], proj[b].reshape(r * P))
-    if with_gradient:
-        for b in range(B):
-            dW += scale * np.dot(np.ascontiguousarray(us[b].T), proj[b])
+                _axpy(c * p_new[kk], us_work_b[r + kk], u)
+                X_b[r + kk, i] = c / p_new[kk]

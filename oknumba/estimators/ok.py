@@ -26,6 +26,10 @@ product, Gram pass, recombination pass — makes five). Cost per stream and step
 + O(k a² + k³) (small QR and eigen-decomposition); memory O(k S P). Random signs come from
 each stream's own splitmix64 state. ``At`` (B, r, P, S), ``A_iᵀ`` explicitly, is available
 as a (computed) property.
+
+KF-RTRL and its r-average (:mod:`oknumba.estimators.kf`) share this storage and pass: their
+mixing rule is another choice of ``X`` (:func:`~oknumba.estimators.kf_kernels.kf_coefficients`),
+needing only the diagonal of the Gram matrix.
 """
 import numba
 import numpy as np
@@ -36,6 +40,7 @@ from .._rng import rademacher, uniform
 from .._threads import blas_single_threaded
 from ._kernels import add_kron_gradient
 from .base import StochasticEstimator
+from .kf_kernels import kf_coefficients, row_norms_accumulate
 from .reduce import (MODE_OPTIMAL, MODE_TRUNCATED, _check_rank, combine_rows,
                      gram_lower_accumulate, mirror_lower, reduce_coefficients)
 
@@ -96,12 +101,16 @@ def project_rows(M, d, v_b, p0, cc):
             v_b[(m + q) // cc, p0 + (m + q) % cc] = out[q]
 
 
+KIND_OK = 0   # OK reduction (mode selects optimal / truncated)
+KIND_KF = 1   # KF-RTRL mixing of every copy (kf, kf-avg)
+
+
 @kernel
-def ok_stream_update(b, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode, delta,
-                     with_gradient, chunk):
+def kron_stream_update(b, kind, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode,
+                       delta, with_gradient, chunk):
     """Advance stream b by one step (module docstring): the chunked pass over its rows, then
-    the reduction with signs and offset drawn from ``rng_state[b]``; with ``with_gradient``
-    also ``v[b, j] = W_jᵀ δ_b`` of the new rows."""
+    the OK reduction or the KF mixing with random draws from ``rng_state[b]``; with
+    ``with_gradient`` also ``v[b, j] = W_jᵀ δ_b`` of the new rows."""
     k, r = X.shape[1:]
     K = rows.shape[1]
     S = H.shape[1]
@@ -118,17 +127,28 @@ def ok_stream_update(b, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mod
         np.dot(At_c.reshape(r * cc, S), Hb_T, blk[:r].reshape(r * cc, S))
         for kk in range(K):
             transpose_columns(D[b, kk], p0, p1, blk[r + kk])
-        gram_lower_accumulate(blk, Gb)
+        if kind == KIND_OK:
+            gram_lower_accumulate(blk, Gb)
+        else:
+            row_norms_accumulate(blk, Gb)
         if with_gradient:
             project_rows(blk.reshape(k * cc, S), delta[b], v[b], p0, cc)
-    mirror_lower(Gb)
     us_work[b, :r] = us[b]
     us_work[b, r:] = rows[b]
-    signs = np.empty(k, us.dtype)
-    for i in range(k):
-        signs[i] = rademacher(rng_state, b)
-    offset = uniform(rng_state, b)
-    reduce_coefficients(us_work[b], Gb, r, signs, offset, mode, us[b], Xb)
+    if kind == KIND_OK:
+        mirror_lower(Gb)
+        signs = np.empty(k, us.dtype)
+        for i in range(k):
+            signs[i] = rademacher(rng_state, b)
+        offset = uniform(rng_state, b)
+        reduce_coefficients(us_work[b], Gb, r, signs, offset, mode, us[b], Xb)
+    else:
+        # only sign products matter: the first sign of each copy stays +1
+        signs2 = np.ones((r, K + 1), us.dtype)
+        for i in range(r):
+            for kk in range(1, K + 1):
+                signs2[i, kk] = rademacher(rng_state, b)
+        kf_coefficients(us_work[b], Gb, r, signs2, us[b], Xb)
 
 
 @kernel(fastmath=True)
@@ -145,28 +165,28 @@ def add_factor_gradient(us_b, proj_b, scale, dW):
 
 
 @kernel
-def ok_step(H, W, X, us, rows, D, us_work, G, Atc, v, proj, rng_state, mode, delta, scale, dW,
-            with_gradient, chunk):
-    """All streams in turn: :func:`ok_stream_update`, then (optionally) the gradient
+def kron_step(kind, H, W, X, us, rows, D, us_work, G, Atc, v, proj, rng_state, mode, delta,
+              scale, dW, with_gradient, chunk):
+    """All streams in turn: :func:`kron_stream_update`, then (optionally) the gradient
     ``dW += scale · δ_bᵀ G̃_b`` of the updated estimate (through ``proj[b] = Xᵀ v[b]``)."""
     for b in range(W.shape[0]):
-        ok_stream_update(b, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode, delta,
-                         with_gradient, chunk)
+        kron_stream_update(b, kind, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode,
+                           delta, with_gradient, chunk)
         if with_gradient:
             combine_rows(X[b], v[b], proj[b])
             add_factor_gradient(us[b], proj[b], scale, dW)
 
 
 @kernel(parallel=True)
-def ok_step_parallel(H, W, X, us, rows, D, us_work, G, Atc, v, proj, rng_state, mode, delta,
-                     scale, dW, with_gradient, chunk):
-    """:func:`ok_step` with streams spread over Numba threads (each stream's BLAS calls run
+def kron_step_parallel(kind, H, W, X, us, rows, D, us_work, G, Atc, v, proj, rng_state, mode,
+                       delta, scale, dW, with_gradient, chunk):
+    """:func:`kron_step` with streams spread over Numba threads (each stream's BLAS calls run
     on its own thread: use with one BLAS thread). Every stream has its own work buffers and
     ``proj[b]``; the gradients are summed after the parallel loop, so no two threads write
     to ``dW``."""
     for b in prange(W.shape[0]):
-        ok_stream_update(b, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode, delta,
-                         with_gradient, chunk)
+        kron_stream_update(b, kind, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode,
+                           delta, with_gradient, chunk)
         if with_gradient:
             combine_rows(X[b], v[b], proj[b])
     if with_gradient:
@@ -214,61 +234,33 @@ def use_parallel_streams(batch, work_size):
 
 class KroneckerSumEstimator(StochasticEstimator):
     """Shared by estimators whose estimate is ``G̃ = gradient_scale · Σ_i u_i ⊗ A_i`` per
-    stream: ``us`` (B, r, a) and ``At`` (B, r, P, S) (``At[b, i] = A_iᵀ``)."""
+    stream, kept as ``us`` (B, r, a) and ``A_i = Σ_j X[j, i] W_j`` over k = r + K stored rows
+    (module docstring). Subclasses choose the rule (``_kind``, ``_mode``)."""
 
     takes_rank = True
     #: G̃ = gradient_scale · Σ_i u_i ⊗ A_i (1/r for the r-KF-RTRL average)
     gradient_scale = 1.0
+    _kind = KIND_OK
+    _mode = MODE_OPTIMAL
 
     def __init__(self, cell, batch, dtype, rank, seed=None):
         super().__init__(cell, batch, dtype, seed)
         if rank is None:
             raise ValueError(f"method {self.method!r} needs rank=r (an integer >= 1)")
         self.rank = _check_rank(rank)
-        self.n_work = self.rank + cell.n_terms        # k = r + K terms before each reduction
-        self.us = np.zeros((batch, self.rank, cell.a), self.dtype)
-        self._us_work = np.zeros((batch, self.n_work, cell.a), self.dtype)
-        self._no_grad = (np.zeros((batch, cell.S), self.dtype), np.zeros((1, 1), self.dtype))
-
-    def update(self, W, s_prev, s, rows, aux, D, H):
-        self._step(H, rows, D, *self._no_grad, False)
-
-    def step(self, W, s_prev, s, rows, aux, D, H, delta, dW):
-        self._step(H, rows, D, delta, dW, True)
-
-    def _parallel(self):
-        return use_parallel_streams(self.batch, self.cell.S * self.cell.P)
-
-    def add_gradient(self, delta, dW):
-        add_kron_gradient(self.us, self.At, delta, self.dtype.type(self.gradient_scale), dW)
-
-    def dense(self):
-        return self.gradient_scale * np.einsum("bia,bijs->bsaj", self.us, self.At)
-
-    def load_factors(self, us, At):
-        """Set the estimate to ``Σ_i us[:, i] ⊗ At[:, i]ᵀ`` (used by the GPU backend)."""
-        self.us[...] = us
-        self.At[...] = At
-
-
-class OK(KroneckerSumEstimator):
-    """r-OK (method ``"ok"``): theorem-optimal unbiased rank-r Kronecker-sum estimate, with
-    the large factors kept as ``X``-combinations of k rows (module docstring)."""
-
-    method = "ok"
-    _mode = MODE_OPTIMAL
-
-    def __init__(self, cell, batch, dtype, rank, seed=None):
-        super().__init__(cell, batch, dtype, rank, seed)
-        r, k, S, P = self.rank, self.n_work, cell.S, cell.P
+        r, S, P = self.rank, cell.S, cell.P
+        k = self.n_work = r + cell.n_terms            # k = r + K terms before each reduction
         self.chunk = chunk_rows(k, S, P, self.dtype.itemsize)
+        self.us = np.zeros((batch, r, cell.a), self.dtype)
         self.W = np.zeros((batch, k * P * S), self.dtype)
         self.X = np.zeros((batch, k, r), self.dtype)
         self.X[:, np.arange(r), np.arange(r)] = 1.0
+        self._us_work = np.zeros((batch, k, cell.a), self.dtype)
         self._G = np.zeros((batch, k, k), self.dtype)
         self._Atc = np.zeros((batch, r * self.chunk * S), self.dtype)
         self._v = np.zeros((batch, k, P), self.dtype)
         self._proj = np.zeros((batch, r, P), self.dtype)
+        self._no_grad = (np.zeros((batch, S), self.dtype), np.zeros((1, 1), self.dtype))
 
     @property
     def At(self):
@@ -286,17 +278,30 @@ class OK(KroneckerSumEstimator):
         X[:, np.arange(self.rank), np.arange(self.rank)] = 1.0
         self.X[mask] = X
 
+    def update(self, W, s_prev, s, rows, aux, D, H):
+        self._step(H, rows, D, *self._no_grad, False)
+
+    def step(self, W, s_prev, s, rows, aux, D, H, delta, dW):
+        self._step(H, rows, D, delta, dW, True)
+
     def _step(self, H, rows, D, delta, dW, with_gradient):
-        args = (H, self.W, self.X, self.us, rows, D, self._us_work, self._G, self._Atc, self._v,
-                self._proj, self.rng_state, self._mode, delta,
+        args = (self._kind, H, self.W, self.X, self.us, rows, D, self._us_work, self._G,
+                self._Atc, self._v, self._proj, self.rng_state, self._mode, delta,
                 self.dtype.type(self.gradient_scale), dW, with_gradient, self.chunk)
-        if self._parallel():
+        if use_parallel_streams(self.batch, self.cell.S * self.cell.P):
             with blas_single_threaded():
-                ok_step_parallel(*args)
+                kron_step_parallel(*args)
         else:
-            ok_step(*args)
+            kron_step(*args)
+
+    def add_gradient(self, delta, dW):
+        add_kron_gradient(self.us, self.At, delta, self.dtype.type(self.gradient_scale), dW)
+
+    def dense(self):
+        return self.gradient_scale * np.einsum("bia,bijs->bsaj", self.us, self.At)
 
     def load_factors(self, us, At):
+        """Set the estimate to ``Σ_i us[:, i] ⊗ At[:, i]ᵀ`` (used by the GPU backend)."""
         B, r, P, S = self.batch, self.rank, self.cell.P, self.cell.S
         Wt = np.zeros((B, self.n_work, P, S), self.dtype)
         Wt[:, :r] = At
@@ -331,6 +336,12 @@ class OK(KroneckerSumEstimator):
             self.X[...] = state["X"]
             convert_rows(self.W, self.chunk, np.ascontiguousarray(state["W"], self.dtype), True)
         self.rng_state[...] = state["rng_state"]
+
+
+class OK(KroneckerSumEstimator):
+    """r-OK (method ``"ok"``): theorem-optimal unbiased rank-r Kronecker-sum estimate."""
+
+    method = "ok"
 
 
 class OKTruncated(OK):
