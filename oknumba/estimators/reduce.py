@@ -277,6 +277,20 @@ def combine_rows(X, A, out):
                     o[t] += c * a[t]
 
 
+@kernel(fastmath=True)
+def small_matmul(A, B, out):
+    """``out = A B`` by plain loops: for the k × k-sized products of the reduction, where a
+    BLAS call's fixed cost and temporaries dominate (any layouts, e.g. transposed views)."""
+    n, m = A.shape
+    for i in range(n):
+        for j in range(B.shape[1]):
+            acc = A.dtype.type(0.0)
+            for t in range(m):
+                acc += A[i, t] * B[t, j]
+            out[i, j] = acc
+    return out
+
+
 @kernel
 def reduce_coefficients(U, G, r, signs, offset, mode, out_U, X):
     """The small-side part of :func:`reduce_terms_gram`: from the small factors ``U`` (k, a)
@@ -297,8 +311,12 @@ def reduce_coefficients(U, G, r, signs, offset, mode, out_U, X):
         out_U[:kk] = Qu.T
         X[:, :kk] = Ru.T
         return kk
-    M = np.dot(np.dot(Ru, G), Ru.T)
-    lam, Pm = np.linalg.eigh(0.5 * (M + M.T))
+    M = small_matmul(small_matmul(Ru, G, np.empty((kk, k), G.dtype)), Ru.T,
+                     np.empty((kk, kk), G.dtype))
+    for i in range(kk):                   # symmetrise (rounding) in place
+        for j in range(i):
+            M[i, j] = M[j, i] = 0.5 * (M[i, j] + M[j, i])
+    lam, Pm = np.linalg.eigh(M)
     # eigenvalues at the rounding level of M are noise: exact rank deficiency (zeroed factors
     # after a reset, the GRU's two equal input rows at h = 0) leaves eigenvalues of size
     # ~eps·λ_max with arbitrary eigenvectors; count them as zero so that the estimate depends
@@ -319,8 +337,12 @@ def reduce_coefficients(U, G, r, signs, offset, mode, out_U, X):
     coef = np.zeros((k, r), U.dtype)
     m0 = mixing_coefficients(sigma, r, signs, offset, mode, coef)
     c = coef[:kk]
-    out_U[:, :] = np.dot(np.ascontiguousarray(np.dot(P, c).T), np.ascontiguousarray(Qu.T))
-    X[:, :] = np.dot(np.ascontiguousarray(Ru.T), np.dot(P, inv.reshape(kk, 1) * c))
+    Pc = small_matmul(P, c, np.empty((kk, r), U.dtype))
+    small_matmul(Pc.T, Qu.T, out_U)                         # (Q_u P coef)ᵀ
+    for i in range(kk):
+        for j in range(r):
+            c[i, j] *= inv[i]
+    small_matmul(Ru.T, small_matmul(P, c, Pc), X)           # R_uᵀ P Σ⁻¹ coef
     return m0
 
 
