@@ -379,3 +379,29 @@ def test_blocked_gram_and_recombination_match_numpy(k, r, dtype, tol):
     out = np.full((r, 37), np.nan, dtype)
     combine_rows(X, A, out)
     assert rel_err(out, X.T.astype(np.float64) @ A.astype(np.float64)) < tol
+
+
+@pytest.mark.parametrize("method, rank", [("ok", 2), ("kf", None), ("kf-avg", 3)])
+def test_kron_update_then_add_gradient_equals_step(method, rank):
+    """``update`` + ``add_gradient`` (the interface's two halves) give the fused ``step``'s
+    estimate and gradient, and ``add_gradient`` is δᵀ·dense()."""
+    model = _model("gru", n=5)
+    cell, p = model.cell, model.params
+    B = 2
+    rng = np.random.default_rng(8)
+    buf = cell.buffers(B, model.dtype, with_H=True)
+    s_prev, s = rng.normal(size=(B, cell.S)) * 0.3, np.zeros((B, cell.S))
+    x = rng.normal(size=(B, model.n_in))
+    cell.step(p["W"], x, s_prev, s, buf["rows"], buf["aux"], buf["D"], buf["H"], True)
+    delta = rng.normal(size=(B, cell.S))
+    fused = make_estimator(method, cell, B, model.dtype, rank=rank, seed=5)
+    split = make_estimator(method, cell, B, model.dtype, rank=rank, seed=5)
+    args = (p["W"], s_prev, s, buf["rows"], buf["aux"], buf["D"], buf["H"])
+    for _ in range(3):                       # a few steps, so the estimate has rank > 1
+        g1, g2 = np.zeros_like(p["W"]), np.zeros_like(p["W"])
+        fused.step(*args, delta, g1)
+        split.update(*args)
+        split.add_gradient(delta, g2)
+        assert rel_err(g2, g1) < 1e-12 and rel_err(split.dense(), fused.dense()) < 1e-12
+    expect = np.einsum("bs,bsaj->aj", delta, split.dense())
+    assert rel_err(g2, expect) < 1e-12

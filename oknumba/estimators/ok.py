@@ -38,7 +38,6 @@ from numba import prange
 from .._jit import kernel
 from .._rng import rademacher, uniform
 from .._threads import blas_single_threaded
-from ._kernels import add_kron_gradient
 from .base import StochasticEstimator
 from .kf_kernels import kf_coefficients, row_norms_accumulate
 from .reduce import (MODE_OPTIMAL, MODE_TRUNCATED, _check_rank, combine_rows,
@@ -165,6 +164,28 @@ def add_factor_gradient(us_b, proj_b, scale, dW):
 
 
 @kernel
+def add_projected_gradient(X_b, v_b, us_b, proj_b, scale, dW):
+    """``dW += scale · δᵀ G̃_b`` from the row projections ``v_b[j] = W_jᵀ δ`` (identity
+    ``δᵀ(u ⊗ A) = u ⊗ (δᵀA)`` with ``A_i = Σ_j X[j, i] W_j``); ``proj_b`` (r, P) is work."""
+    combine_rows(X_b, v_b, proj_b)
+    add_factor_gradient(us_b, proj_b, scale, dW)
+
+
+@kernel
+def add_stored_gradient(W, X, us, delta, scale, dW, v, proj, chunk):
+    """``dW += scale · Σ_b δ_bᵀ G̃_b`` for the current estimate (no update): the projections
+    ``W_jᵀ δ_b`` chunk by chunk, then :func:`add_projected_gradient`."""
+    B, k, P = v.shape
+    S = delta.shape[1]
+    for b in range(B):
+        for p0 in range(0, P, chunk):
+            p1 = min(P, p0 + chunk)
+            blk = chunk_view(W[b], k, S, p0, p1)
+            project_rows(blk.reshape(k * (p1 - p0), S), delta[b], v[b], p0, p1 - p0)
+        add_projected_gradient(X[b], v[b], us[b], proj[b], scale, dW)
+
+
+@kernel
 def kron_step(kind, H, W, X, us, rows, D, us_work, G, Atc, v, proj, rng_state, mode, delta,
               scale, dW, with_gradient, chunk):
     """All streams in turn: :func:`kron_stream_update`, then (optionally) the gradient
@@ -173,8 +194,7 @@ def kron_step(kind, H, W, X, us, rows, D, us_work, G, Atc, v, proj, rng_state, m
         kron_stream_update(b, kind, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode,
                            delta, with_gradient, chunk)
         if with_gradient:
-            combine_rows(X[b], v[b], proj[b])
-            add_factor_gradient(us[b], proj[b], scale, dW)
+            add_projected_gradient(X[b], v[b], us[b], proj[b], scale, dW)
 
 
 @kernel(parallel=True)
@@ -254,7 +274,7 @@ class KroneckerSumEstimator(StochasticEstimator):
         self.us = np.zeros((batch, r, cell.a), self.dtype)
         self.W = np.zeros((batch, k * P * S), self.dtype)
         self.X = np.zeros((batch, k, r), self.dtype)
-        self.X[:, np.arange(r), np.arange(r)] = 1.0
+        self._identity_coefficients(slice(None))
         self._us_work = np.zeros((batch, k, cell.a), self.dtype)
         self._G = np.zeros((batch, k, k), self.dtype)
         self._Atc = np.zeros((batch, r * self.chunk * S), self.dtype)
@@ -273,6 +293,10 @@ class KroneckerSumEstimator(StochasticEstimator):
     def reset(self, mask):
         self.us[mask] = 0.0
         self.W[mask] = 0.0
+        self._identity_coefficients(mask)
+
+    def _identity_coefficients(self, mask):
+        """``X = [I_r; 0]`` for the selected streams: ``A_i = W_i`` (the rows as stored)."""
         X = self.X[mask]
         X[:] = 0.0
         X[:, np.arange(self.rank), np.arange(self.rank)] = 1.0
@@ -295,7 +319,8 @@ class KroneckerSumEstimator(StochasticEstimator):
             kron_step(*args)
 
     def add_gradient(self, delta, dW):
-        add_kron_gradient(self.us, self.At, delta, self.dtype.type(self.gradient_scale), dW)
+        add_stored_gradient(self.W, self.X, self.us, delta, self.dtype.type(self.gradient_scale),
+                            dW, self._v, self._proj, self.chunk)
 
     def dense(self):
         return self.gradient_scale * np.einsum("bia,bijs->bsaj", self.us, self.At)
@@ -306,8 +331,7 @@ class KroneckerSumEstimator(StochasticEstimator):
         Wt = np.zeros((B, self.n_work, P, S), self.dtype)
         Wt[:, :r] = At
         convert_rows(self.W, self.chunk, Wt, True)
-        self.X[:] = 0.0
-        self.X[:, np.arange(r), np.arange(r)] = 1.0
+        self._identity_coefficients(slice(None))
         self.us[...] = us
 
     def state_dict(self):
