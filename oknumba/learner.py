@@ -73,10 +73,11 @@ class OnlineLearner:
         Numba and BLAS threads used inside :meth:`pinned` (and by the CLI for a whole run).
     device : {"cpu", "gpu"}
         ``"gpu"`` keeps parameters, states and influence factors resident on a CUDA GPU
-        (methods ok, ok-truncated, kf, kf-avg, rtrl; needs ``pip install "oknumba[cuda]"``
-        and a driver, or ``NUMBA_ENABLE_CUDASIM=1`` for the simulator). Same seeds draw the
-        same signs as on the CPU. Call :meth:`sync` before reading ``model.params`` or
-        ``state`` between steps.
+        (every method; needs ``pip install "oknumba[cuda]"`` and a driver, or
+        ``NUMBA_ENABLE_CUDASIM=1`` for the simulator). Same seeds draw the same signs as on
+        the CPU. Reading ``model.params``, ``state``, ``grads``, ``optimizer``, ``estimator``
+        or :meth:`state_dict` brings the device's values back first (they are never stale),
+        and values written into them are uploaded before the next step.
     """
 
     def __init__(self, model, method, rank=None, batch=1, optimizer="adam", lr=10 ** -3.5,
@@ -103,7 +104,7 @@ class OnlineLearner:
             if update_every not in (1, self.truncation):
                 raise ValueError("for 'tbptt' the update interval is the truncation; leave update_every=1")
             self.update_every = self.truncation
-            self.estimator = None
+            self._estimator = None
             k = self.truncation
             self._window = dict(rows=np.zeros((k, B, cell.n_terms, cell.a), dt),
                                 D=np.zeros((k, B, cell.n_terms, cell.S, cell.P), dt),
@@ -116,16 +117,17 @@ class OnlineLearner:
                 raise ValueError(f"truncation is only used by method 'tbptt', not {method!r}")
             self.truncation = None
             self.update_every = check_positive_int(update_every, "update_every")
-            self.estimator = make_estimator(method, cell, B, dt, rank=rank, seed=seed)
+            self._estimator = make_estimator(method, cell, B, dt, rank=rank, seed=seed)
         self.rank = rank
         self.seed = seed
-        self.optimizer = make_optimizer(optimizer, model.params, lr)
+        self._optimizer = make_optimizer(optimizer, model.params, lr)
         # TBPTT keeps H in its window; of the estimators only UORO does without it
-        self._buf = cell.buffers(B, dt, with_H=self.estimator is not None and self.estimator.needs_H)
-        self.state = model.zero_state(B)
+        est = self._estimator
+        self._buf = cell.buffers(B, dt, with_H=est is not None and est.needs_H)
+        self._state = model.zero_state(B)
         self._s_new = model.zero_state(B)
         self._delta = np.zeros((B, cell.S), dt)
-        self.grads = {k: np.zeros_like(p) for k, p in model.params.items()}
+        self._grads = {k: np.zeros_like(p) for k, p in model.params.items()}
         self._grad_scale = dt.type(1.0 / B)
         self.steps = 0
         self.updates = 0
@@ -137,12 +139,38 @@ class OnlineLearner:
             from .gpu import GPUBackend
 
             self._gpu = GPUBackend(self)
+            model._device = self._gpu
+
+    # host views: with device="gpu" every read brings the device's values back first
+    def _host(self, value):
+        if self._gpu is not None:
+            self._gpu.host_read()
+        return value
+
+    @property
+    def state(self):
+        """The current state (B, S)."""
+        return self._host(self._state)
+
+    @property
+    def grads(self):
+        """Gradients accumulated since the last update, keyed like ``model.params``."""
+        return self._host(self._grads)
+
+    @property
+    def optimizer(self):
+        return self._host(self._optimizer)
+
+    @property
+    def estimator(self):
+        """The influence estimator (None for ``"tbptt"``)."""
+        return self._host(self._estimator)
 
     def sync(self):
-        """Copy the GPU-resident run (parameters, states, factors) into the host arrays
-        (``model.params``, ``state``, …); a no-op on the CPU."""
+        """Bring a GPU-resident run's values into the host arrays now (reads do it by
+        themselves); a no-op on the CPU."""
         if self._gpu is not None:
-            self._gpu.to_host()
+            self._gpu.host_read()
 
     # ------------------------------------------------------------------------------
     def pinned(self):
@@ -181,16 +209,22 @@ class OnlineLearner:
     def step(self, x_t, y_t, reset=None):
         """One online step on all streams; returns the mean cross-entropy (nats) of the
         streams with a target (``y ≥ 0``)."""
-        if self._gpu is not None:
-            return self._gpu.step(x_t, y_t, reset)
         x, y, reset, n_valid = self._check_step_input(x_t, y_t, reset)
+        if self._gpu is not None:
+            loss, update, norms = self._gpu.step(x, y, reset, n_valid)
+            self.steps += 1
+            if update:
+                self.last_grad_norms = norms
+                self.updates += 1
+            return self._finish(loss, n_valid)
         m, cell, b = self.model, self.model.cell, self._buf
-        W, V = m.params["W"], m.params["V"]
-        s_prev, s = self.state, self._s_new
+        W, V = m._params["W"], m._params["V"]
+        s_prev, s = self._state, self._s_new
+        est, grads = self._estimator, self._grads
         if reset is not None and reset.any():
             s_prev[reset] = 0.0
-            if self.estimator is not None:
-                self.estimator.reset(reset)
+            if est is not None:
+                est.reset(reset)
         slot = 0
         if self.method == "tbptt":
             w, slot = self._window, self.steps % self.truncation
@@ -200,19 +234,22 @@ class OnlineLearner:
             rows, D, H = b["rows"], b["D"], b["H"]
         cell.step(W, x, s_prev, s, rows, b["aux"], D, H, H.size > 0)
         delta = self._window["deltas"][slot] if self.method == "tbptt" else self._delta
-        loss = readout_loss_grad(V, s, y, cell.n, self.grads["V"], delta)
-        if self.method != "tbptt":
-            self.estimator.step(W, s_prev, s, rows, b["aux"], D, H, delta, self.grads["W"])
-        self.state, self._s_new = s, s_prev
+        loss = readout_loss_grad(V, s, y, cell.n, grads["V"], delta)
+        if est is not None:
+            est.step(W, s_prev, s, rows, b["aux"], D, H, delta, grads["W"])
+        self._state, self._s_new = s, s_prev
         self.steps += 1
         if self.steps % self.update_every == 0:
             if self.method == "tbptt":
                 w = self._window
                 backprop_chunk(w["rows"], w["D"], w["H"], w["deltas"], w["resets"],
-                               self.grads["W"], self._carry[0], self._carry[1])
-            self.last_grad_norms = self.optimizer.update(self.model.params, self.grads,
-                                                         self._grad_scale, self.clip)
+                               grads["W"], self._carry[0], self._carry[1])
+            self.last_grad_norms = self._optimizer.update(m._params, grads, self._grad_scale,
+                                                          self.clip)
             self.updates += 1
+        return self._finish(loss, n_valid)
+
+    def _finish(self, loss, n_valid):
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss became {loss} at step {self.steps}; lower lr or check the inputs")
         return loss / n_valid if n_valid else 0.0
@@ -222,7 +259,7 @@ class OnlineLearner:
         m = self.model
         return dict(cell=m.cell_name, n_in=m.n_in, n_hidden=m.n_hidden, n_out=m.n_out,
                     dtype=m.dtype.name, method=self.method, rank=self.rank, batch=self.batch,
-                    optimizer=self.optimizer.name, lr=self.optimizer.lr, clip=self.clip,
+                    optimizer=self._optimizer.name, lr=self._optimizer.lr, clip=self.clip,
                     update_every=self.update_every, truncation=self.truncation, seed=self.seed)
 
     def state_dict(self):
@@ -233,11 +270,11 @@ class OnlineLearner:
         arrays.update({f"grads.{k}": v for k, v in self.grads.items()})
         arrays["state"] = self.state
         meta = {"steps": self.steps, "updates": self.updates, "config": self.config()}
-        opt = self.optimizer.state_dict()
+        opt = self._optimizer.state_dict()
         meta["optimizer_t"] = opt.pop("t")
         arrays.update({f"optimizer.{k}": v for k, v in opt.items()})
-        if self.estimator is not None:
-            est = self.estimator.state_dict()
+        if self._estimator is not None:
+            est = self._estimator.state_dict()
             if "rng" in est:
                 meta["estimator_rng"] = est.pop("rng")
             arrays.update({f"estimator.{k}": v for k, v in est.items()})
@@ -266,15 +303,15 @@ class OnlineLearner:
 
         put("params", self.model.params)
         put("grads", self.grads)
-        self.state[...] = arrays["state"]
+        self._state[...] = arrays["state"]
         opt = {k[len("optimizer."):]: v for k, v in arrays.items() if k.startswith("optimizer.")}
         opt["t"] = meta["optimizer_t"]
-        self.optimizer.load_state_dict(opt)
-        if self.estimator is not None:
+        self._optimizer.load_state_dict(opt)
+        if self._estimator is not None:
             est = {k[len("estimator."):]: v for k, v in arrays.items() if k.startswith("estimator.")}
             if "estimator_rng" in meta:
                 est["rng"] = meta["estimator_rng"]
-            self.estimator.load_state_dict(est)
+            self._estimator.load_state_dict(est)
         else:
             put("window", self._window)
         self.steps = int(meta["steps"])

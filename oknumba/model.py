@@ -119,9 +119,24 @@ class RNN:
             lim = np.sqrt(6.0 / (self.cell.n + 1 + self.n_out)) * (1.0 if init_scale is None else init_scale)
             V = rng.uniform(-lim, lim, (self.cell.n + 1, self.n_out))
             V[-1] = 0.0
-        self.params = {"W": W, "V": np.ascontiguousarray(V, dtype=self.dtype)}
+        self._device = None        # a GPUBackend holding the current values, if any
+        self._params = {"W": W, "V": np.ascontiguousarray(V, dtype=self.dtype)}
         self.init = init
         self.seed = seed
+
+    @property
+    def params(self):
+        """``{"W": (a×P), "V": ((n+1)×n_out)}``. While a GPU learner trains this model, reading
+        brings the device's current values back first (never a stale copy)."""
+        if self._device is not None:
+            self._device.host_read()
+        return self._params
+
+    @params.setter
+    def params(self, value):
+        if self._device is not None:
+            self._device.host_read()
+        self._params = value
 
     # sizes -------------------------------------------------------------------
     @property

@@ -93,6 +93,14 @@ class Adam:
                           m["V"], v["V"], float(scale), -1.0 if clip is None else float(clip),
                           self.t, self.lr, self.beta1, self.beta2, self.eps)
 
+    def count_update(self):
+        """Advance the step counter for an update applied elsewhere (the GPU path) and return
+        that update's constants ``(lr_t, eps_t)``: the bias corrections folded into the step
+        size and ε as in the kernel, ``lr_t = lr·sqrt(1−β₂ᵗ)/(1−β₁ᵗ)``, ``eps_t = ε·sqrt(1−β₂ᵗ)``."""
+        self.t += 1
+        c2 = math.sqrt(1.0 - self.beta2 ** self.t)
+        return self.lr * c2 / (1.0 - self.beta1 ** self.t), self.eps * c2
+
     def state_dict(self):
         d = {"t": self.t}
         for k in self.m:
@@ -119,6 +127,12 @@ class SGD:
         self.t += 1
         return _sgd_pair(params["W"], params["V"], grads["W"], grads["V"], float(scale),
                          -1.0 if clip is None else float(clip), self.lr)
+
+    def count_update(self):
+        """Advance the step counter for an update applied elsewhere (the GPU path); returns
+        ``(lr,)``."""
+        self.t += 1
+        return (self.lr,)
 
     def state_dict(self):
         return {"t": self.t}

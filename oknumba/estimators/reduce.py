@@ -30,28 +30,19 @@ If ``rank(C) ≤ r`` the output equals C (up to rounding) for every draw.
 import numbers
 
 import numpy as np
+from numba.extending import register_jitable
 
 from .._jit import kernel
+from .mixing import (MODE_OPTIMAL, MODE_SAMPLING, MODE_TRUNCATED, mixing_coefficients_into,
+                     split_point)
 
-MODE_OPTIMAL = 0     # rotation for k = r + 1, systematic sampling for k > r + 1
-MODE_SAMPLING = 1    # systematic sampling for every k
-MODE_TRUNCATED = 2   # deterministic top-r (biased)
 #: eigenvalues of R_u G R_uᵀ at or below EIG_RTOL·k·eps·λ_max are rounding noise (count as 0)
 EIG_RTOL = 8.0
 
-
-@kernel
-def split_point(sigma, r):
-    """0-based m of the theorem: the smallest m0 < r with ``(r − m0) σ[m0] ≤ Σ_{i≥m0} σ_i``."""
-    k = sigma.shape[0]
-    tail = 0.0
-    for i in range(k):
-        tail += sigma[i]
-    for m0 in range(r):
-        if (r - m0) * sigma[m0] <= tail * (1.0 + 1e-12):
-            return m0
-        tail -= sigma[m0]
-    return r - 1
+# The theorem's split point and mixing rule have one source for the CPU and the GPU
+# (:mod:`oknumba.estimators.mixing`); here they become callable from the CPU kernels.
+register_jitable(error_model="numpy")(split_point)
+register_jitable(error_model="numpy")(mixing_coefficients_into)
 
 
 @kernel
@@ -70,55 +61,11 @@ def _min_variance(sigma, r):
 
 @kernel
 def mixing_coefficients(sigma, r, signs, offset, mode, coef):
-    """The theorem's output as coefficients on the unit singular components.
-
-    ``sigma`` (k,) descending; fills ``coef`` (k, r) so that output slot j is
-    ``Σ_i coef[i, j] (ũ_i, Ã_i)`` on both sides (the same coefficient on both). Returns m0.
-    """
+    """:func:`~oknumba.estimators.mixing.mixing_coefficients_into` with its scratch
+    allocated: fills ``coef`` (k, r) for ``sigma`` (k,) descending; returns m0."""
     k = sigma.shape[0]
-    coef[:] = 0.0
-    m0 = split_point(sigma, r)
-    for i in range(m0):
-        coef[i, i] = np.sqrt(sigma[i])
-    n_slots = r - m0
-    s1 = 0.0
-    for i in range(m0, k):
-        s1 += sigma[i]
-    if s1 <= 0.0:
-        return m0
-    q = k - m0
-    if mode == MODE_TRUNCATED:
-        for i in range(m0, r):
-            coef[i, i] = np.sqrt(sigma[i])
-    elif mode == MODE_OPTIMAL and q == n_slots + 1:
-        scale = np.sqrt(s1 / n_slots)
-        w = np.empty(q, sigma.dtype)
-        for t in range(q):
-            w[t] = np.sqrt(max(1.0 - n_slots * sigma[m0 + t] / s1, 0.0))
-        w /= np.sqrt(np.sum(w * w))
-        v = -w
-        v[0] += 1.0                     # v = e₁ − w: I − 2vvᵀ/vᵀv maps e₁ to w
-        vv = np.sum(v * v)
-        for t in range(q):
-            for j in range(n_slots):
-                qij = 1.0 if t == j + 1 else 0.0
-                if vv > 1e-30:
-                    qij -= 2.0 * v[t] * v[j + 1] / vv
-                coef[m0 + t, m0 + j] = scale * signs[t] * qij
-    else:
-        # systematic sampling: slot points offset, offset+1, … against cumulative p
-        scale = np.sqrt(s1 / n_slots)
-        cum = 0.0
-        point = offset
-        slot = 0
-        for t in range(q):
-            cum += n_slots * sigma[m0 + t] / s1
-            last = t == q - 1
-            if slot < n_slots and sigma[m0 + t] > 0.0 and (point < cum or last):
-                coef[m0 + t, m0 + slot] = scale
-                slot += 1
-                point += 1.0
-    return m0
+    return mixing_coefficients_into(sigma, r, signs, offset, mode, coef,
+                                    np.empty(k, sigma.dtype), np.empty(k, sigma.dtype))
 
 
 @kernel

@@ -12,15 +12,21 @@ import ``numba.cuda``; the probe runs on the first call of :func:`gpu_available`
   influence factors and random states resident on the device and runs
   :meth:`oknumba.OnlineLearner.step` there (see :mod:`oknumba.gpu.backend`).
 
-The kernels mirror the CPU ones operation by operation, and random signs come from the same
-per-stream splitmix64 states (:mod:`oknumba._rng`) in the same draw order, so CPU and GPU runs
-with the same seed draw the same signs and agree to rounding.
+The kernels mirror the CPU ones operation by operation, one module per concept as on the CPU
+side: :mod:`~oknumba.gpu.cells`, :mod:`~oknumba.gpu.readout`, :mod:`~oknumba.gpu.products`
+(batched matmul), :mod:`~oknumba.gpu.kronecker` (the Kronecker methods' stored rows, in the
+CPU's layout), :mod:`~oknumba.gpu.reduction` (Gram, QR, Jacobi and the theorem's mixing rule —
+the CPU's own source, :mod:`oknumba.estimators.mixing`, compiled as a device function),
+:mod:`~oknumba.gpu.uoro`, :mod:`~oknumba.gpu.bptt`, :mod:`~oknumba.gpu.optim`; per-method
+orchestration in :mod:`~oknumba.gpu.estimators`. Random signs come from the same per-stream
+splitmix64 states (:mod:`oknumba._rng`) in the same draw order, so CPU and GPU runs with the
+same seed draw the same signs and agree to rounding.
 """
 import importlib.util
 import os
 
-#: methods of :class:`oknumba.OnlineLearner` the GPU backend runs
-SUPPORTED_METHODS = ("ok", "ok-truncated", "kf", "kf-avg", "rtrl")
+#: methods of :class:`oknumba.OnlineLearner` the GPU backend runs (all of them)
+SUPPORTED_METHODS = ("ok", "ok-truncated", "kf", "kf-avg", "uoro", "rtrl", "tbptt")
 #: cells with GPU kernels
 SUPPORTED_CELLS = ("vanilla", "lstm", "gru", "rhn")
 

@@ -1,0 +1,84 @@
+"""Device twin of truncated backpropagation through time (:func:`oknumba.estimators.bptt.backprop_chunk`).
+
+The learner's window of the last k steps (``rows`` (k,B,K,a), ``Dt`` (k,B,K,P,S) — ``D``
+transposed, as the cell kernel writes it —, ``H`` (k,B,S,S), ``deltas`` (k,B,S), ``resets``
+(k,B)) stays on the device; every k steps the backward pass runs from the last step to the
+first:
+
+    g_t = δ_t + g_{t+1} H_{t+1}   (the second term dropped for a stream reset before t+1),
+    dW += Σ_b Σ_k outer(ĥ_{k,t}, g_tᵀ D_{k,t})
+
+``rows_vjp`` computes ``v_k = g_tᵀ D_{k,t}`` (one thread per (b, k, j)), ``add_outer`` adds
+``Σ_b Σ_k outer(ĥ_k, v_k)`` into dW (one thread per entry, streams and terms in order),
+``carry`` forms the next ``g`` from ``g H`` and the earlier step's δ.
+"""
+import types
+
+from numba import cuda
+
+from ._device import per_dtype
+
+
+def _build(F):
+    """The TBPTT kernels for float type F."""
+
+    @cuda.jit
+    def rows_vjp(g, Dt, v):
+        """``v[b, k, j] = Σ_p g[b, p] Dt[b, k, j, p]`` (zeros of g skipped)."""
+        e = cuda.grid(1)
+        B, K, P, S = Dt.shape
+        if e < B * K * P:
+            b = e // (K * P)
+            k = (e // P) % K
+            j = e % P
+            acc = F(0)
+            for p in range(S):
+                gp = g[b, p]
+                if gp != 0.0:
+                    acc += gp * Dt[b, k, j, p]
+            v[b, k, j] = acc
+
+    @cuda.jit
+    def add_outer(rows, v, dW):
+        """``dW[q, j] += Σ_b Σ_k rows[b, k, q] v[b, k, j]``."""
+        e = cuda.grid(1)
+        P = dW.shape[1]
+        if e < dW.shape[0] * P:
+            q = e // P
+            j = e % P
+            acc = dW[q, j]
+            for b in range(rows.shape[0]):
+                for k in range(rows.shape[1]):
+                    rq = rows[b, k, q]
+                    if rq != 0.0:
+                        acc += rq * v[b, k, j]
+            dW[q, j] = acc
+
+    @cuda.jit
+    def carry(g, H, reset, delta_prev, out):
+        """``out[b] = δ_prev[b] + (0 if reset[b] else g[b]ᵀ H[b])``."""
+        e = cuda.grid(1)
+        B, S = g.shape
+        if e < B * S:
+            b = e // S
+            i = e % S
+            acc = F(0)
+            if reset[b] == 0:
+                for p in range(S):
+                    gp = g[b, p]
+                    if gp != 0.0:
+                        acc += gp * H[b, p, i]
+            out[b, i] = acc + delta_prev[b, i]
+
+    @cuda.jit
+    def assign(src, dst):
+        """``dst = src`` (element-wise, flat views)."""
+        e = cuda.grid(1)
+        if e < dst.shape[0]:
+            dst[e] = src[e]
+
+    return types.SimpleNamespace(rows_vjp=rows_vjp, add_outer=add_outer, carry=carry,
+                                 assign=assign)
+
+
+get = per_dtype(_build)

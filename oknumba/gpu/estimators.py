@@ -1,0 +1,303 @@
+"""Device twins of the estimators (:mod:`oknumba.estimators`) and of TBPTT's window: which
+device arrays each method keeps, how it moves them to and from its host object, and which
+kernels one step launches.
+
+Every class has the CPU estimator's shape: ``reset(mask)``, a ``step`` split around the cell
+kernel (``before_cell`` — work that must read the previous step's arrays before the cell
+overwrites them —, then ``after_readout`` with this step's δ), plus ``upload`` /
+``download``, the one conversion point between the host object and the device arrays.
+``download`` goes through the host estimator's ``load_state_dict`` (and ``upload`` through its
+``state_dict``), so the layouts are the CPU's own and a checkpoint written from a GPU run is
+an ordinary one.
+"""
+import numpy as np
+
+from ..estimators.mixing import MODE_OPTIMAL, MODE_TRUNCATED
+from . import bptt, cells, kronecker, products, reduction, uoro
+from ._device import GRAM_COLS, GRAM_SPLIT, KMAX, TILE, TPB, blocks
+
+cuda = None
+
+
+def _cuda():
+    global cuda
+    if cuda is None:
+        from numba import cuda as _c
+        cuda = _c
+    return cuda
+
+
+def _zeros(*shape, dtype):
+    return _cuda().to_device(np.zeros(shape, dtype))
+
+
+class DeviceEstimator:
+    """Base: the buffers the cell kernel writes (``rows``, ``Dt``, ``H``) and δ."""
+
+    needs_H = True
+
+    def __init__(self, backend):
+        self.bk = backend
+        self.dt = backend.dtype
+        cell, B = backend.cell, backend.B
+        self.prod = products.get(self.dt)
+        self.rows = _zeros(B, cell.n_terms, cell.a, dtype=self.dt)
+        self.Dt = None if self.writes_own_Dt() else _zeros(B, cell.n_terms, cell.P, cell.S, dtype=self.dt)
+        self.H = _zeros(B, cell.S, cell.S, dtype=self.dt) if self.needs_H else _zeros(1, 1, 1, dtype=self.dt)
+        self.delta = _zeros(B, cell.S, dtype=self.dt)
+
+    def writes_own_Dt(self):
+        return False
+
+    def zero(self, arr, d_mask):
+        """``arr[b] = 0`` for the streams in the device mask."""
+        B = self.bk.B
+        flat = arr.reshape(B, arr.size // B)
+        self.prod.zero_rows[(blocks(flat.shape[1]), B), TPB](d_mask, flat)
+
+    def bmm(self, X, Y, C, transY, kron=False):
+        grid = (blocks(C.shape[2], TILE), blocks(C.shape[1], TILE), self.bk.B)
+        self.prod.bmm[grid, (TILE, TILE)](X, Y, C, transY, kron, self.rows, self.Dt)
+
+    def cell_buffers(self, slot):
+        """``(rows, Dt, H, delta)`` the cell and readout kernels write this step."""
+        return self.rows, self.Dt, self.H, self.delta
+
+    def reset(self, d_mask):
+        pass
+
+    def before_cell(self):
+        pass
+
+    def after_readout(self):
+        raise NotImplementedError
+
+    def before_update(self):
+        pass
+
+
+class KroneckerDevice(DeviceEstimator):
+    """ok, ok-truncated, kf, kf-avg: ``us``, the stored rows ``W`` (B, k, P, S) and ``X``
+    (:mod:`oknumba.gpu.kronecker`)."""
+
+    def __init__(self, backend):
+        est = backend.learner._estimator
+        cell, B, dt = backend.cell, backend.B, backend.dtype
+        self.r = r = est.rank
+        self.k = k = r + cell.n_terms
+        if k > KMAX:
+            raise NotImplementedError(f"device='gpu' handles rank + {cell.n_terms} <= {KMAX} (got rank {r})")
+        super().__init__(backend)
+        self.kr = kronecker.get(dt)
+        self.red = reduction.get(dt)
+        self.kf = est.method in ("kf", "kf-avg")
+        self.mode = MODE_TRUNCATED if est.method == "ok-truncated" else MODE_OPTIMAL
+        self.scale = dt.type(est.gradient_scale)
+        self.exact = min(cell.a, k) <= r
+        P, S = cell.P, cell.S
+        self.L = P * S
+        self.A = _zeros(B, r, P, S, dtype=dt)
+        self.v = _zeros(B, k, P, dtype=dt)
+        self.proj = _zeros(B, r, P, dtype=dt)
+        self.split = max(GRAM_COLS, min(self.L, GRAM_SPLIT))
+        self.Gp = _zeros(B, blocks(self.L, self.split), k, k, dtype=dt)
+        if self.kf:
+            self.scr = dict(signs2=_zeros(B, r * (cell.n_terms + 1), dtype=dt),
+                            pn=_zeros(B, cell.n_terms, dtype=dt), ucoef=_zeros(B, r, dtype=dt))
+        else:
+            a, k2 = cell.a, min(cell.a, k)
+            z = lambda *s, dtype=dt: _zeros(*s, dtype=dtype)  # noqa: E731
+            self.scr = dict(Ut=z(B, a, k), tau=z(B, k), Q=z(B, a, k2), R=z(B, k2, k),
+                            G=z(B, k, k), T1=z(B, k2, k), Mj=z(B, k2, k2), V=z(B, k2, k2),
+                            P=z(B, k2, k2), sig=z(B, k), inv=z(B, k2), coef=z(B, k, r),
+                            Pc=z(B, k2, r), Xi=z(B, k2, r), signs=z(B, k),
+                            offs=z(B, dtype=np.float64), wv=z(B, 2, k),
+                            perm=z(B, k2, dtype=np.int64))
+
+    def writes_own_Dt(self):
+        return True
+
+    def upload(self):
+        st = self.bk.learner._estimator.state_dict()
+        c = _cuda()
+        self.us, self.X = c.to_device(st["us"]), c.to_device(st["X"])
+        self.W = c.to_device(np.ascontiguousarray(st["W"]))       # (B, k, P, S)
+        self.rng = c.to_device(st["rng_state"])
+        self.Dt = self.W[:, self.r:]                              # the new-term rows
+        self.W3 = self.W.reshape(self.bk.B, self.k, self.L)
+
+    def download(self):
+        est = self.bk.learner._estimator
+        est.load_state_dict({"us": self.us.copy_to_host(), "X": self.X.copy_to_host(),
+                             "W": self.W.copy_to_host(), "rng_state": self.rng.copy_to_host()})
+
+    def reset(self, d_mask):
+        self.zero(self.us, d_mask)
+        self.zero(self.W, d_mask)
+        n = self.X.size
+        self.kr.identity_coefficients[blocks(n), TPB](d_mask, self.X)
+
+    def before_cell(self):
+        B, r = self.bk.B, self.r
+        self.kr.combine[(blocks(self.L), B), TPB](self.X, self.W3, self.A.reshape(B, r, self.L))
+
+    def after_readout(self):
+        bk, B, r, P, S = self.bk, self.bk.B, self.r, self.bk.cell.P, self.bk.cell.S
+        prod_rows = self.W.reshape(B, self.k * P, S)[:, :r * P, :]
+        self.bmm(self.A.reshape(B, r * P, S), self.H, prod_rows, True)
+        if self.kf or not self.exact:          # KF needs only the norms (the diagonal)
+            ns = self.Gp.shape[1]
+            self.red.gram_partial[(ns, B), TPB](self.W3, self.Gp, self.split, self.kf)
+        kp = blocks(B * self.k * P)
+        self.kr.project_rows[kp, TPB](self.W, self.delta, self.v)
+        sc = self.scr
+        if self.kf:
+            self.red.kf_small[B, TPB](self.us, self.rows, self.Gp, self.rng, self.X,
+                                      sc["signs2"], sc["pn"], sc["ucoef"])
+        else:
+            self.red.ok_reduce_small[B, TPB](
+                self.us, self.rows, self.Gp, self.rng, self.mode, self.X, sc["Ut"], sc["tau"],
+                sc["Q"], sc["R"], sc["G"], sc["T1"], sc["Mj"], sc["V"], sc["P"], sc["sig"],
+                sc["inv"], sc["coef"], sc["Pc"], sc["Xi"], sc["signs"], sc["offs"], sc["wv"],
+                sc["perm"])
+        self.kr.factor_proj[blocks(B * r * P), TPB](self.X, self.v, self.proj)
+        self.kr.kron_grad[blocks(bk.cell.a * P), TPB](self.us, self.proj, self.scale, bk.d_gW)
+
+
+class RTRLDevice(DeviceEstimator):
+    """Exact RTRL: ``G`` (B, S, a·P), ``G' = H G + Σ_k ĥ_k ⊗ D_k``."""
+
+    def __init__(self, backend):
+        super().__init__(backend)
+        cell = backend.cell
+        self.G_next = _zeros(backend.B, cell.S, cell.a * cell.P, dtype=self.dt)
+
+    def upload(self):
+        self.G = _cuda().to_device(self.bk.learner._estimator.G)
+
+    def download(self):
+        self.bk.learner._estimator.G[...] = self.G.copy_to_host()
+
+    def reset(self, d_mask):
+        self.zero(self.G, d_mask)
+
+    def after_readout(self):
+        self.bmm(self.H, self.G, self.G_next, False, kron=True)
+        self.G, self.G_next = self.G_next, self.G
+        n = self.G.shape[2]
+        self.prod.rtrl_grad[blocks(n), TPB](self.G, self.delta, self.bk.d_gW.reshape(n))
+
+
+class UORODevice(DeviceEstimator):
+    """UORO: ``s̃`` (B, S), ``θ̃`` (B, a·P); the cell's JVP instead of H (:mod:`oknumba.gpu.uoro`)."""
+
+    needs_H = False
+
+    def __init__(self, backend):
+        super().__init__(backend)
+        cell, B, dt = backend.cell, backend.B, self.dt
+        from ..estimators.uoro import EPSILON
+        self.uo = uoro.get(dt)
+        self.eps = dt.type(EPSILON)
+        self.jvp = cells.get(dt).jvp[cell.name]
+        self.s_prime = _zeros(B, cell.S, dtype=dt)
+        self.nu = _zeros(B, cell.S, dtype=dt)
+        self.vbuf = _zeros(B, cell.n_terms, cell.P, dtype=dt)
+        self.dtheta = _zeros(B, cell.a * cell.P, dtype=dt)
+        self.cgrad = _zeros(B, dtype=np.float64)
+        self.jvp_scratch = _cuda().to_device(np.zeros(cells.scratch_shapes(cell, B)[1], dt))
+
+    def upload(self):
+        est, c = self.bk.learner._estimator, _cuda()
+        self.s_tilde, self.theta = c.to_device(est.s_tilde), c.to_device(est.theta)
+        self.rng = c.to_device(est.rng_state)
+
+    def download(self):
+        est = self.bk.learner._estimator
+        est.load_state_dict({"s_tilde": self.s_tilde.copy_to_host(),
+                             "theta": self.theta.copy_to_host(),
+                             "rng_state": self.rng.copy_to_host()})
+
+    def reset(self, d_mask):
+        self.zero(self.s_tilde, d_mask)
+        self.zero(self.theta, d_mask)
+
+    def after_readout(self):
+        bk, B = self.bk, self.bk.B
+        self.jvp[B, TPB](bk.d_W, bk.d_s_prev, bk.d_s, bk.d_coef, self.s_tilde, self.s_prime,
+                         self.jvp_scratch)
+        self.uo.uoro_step[B, TPB](self.s_tilde, self.theta, self.s_prime, self.rows, self.Dt,
+                                  self.rng, self.eps, self.nu, self.vbuf, self.dtheta,
+                                  self.delta, self.cgrad, True)
+        n = self.theta.shape[1]
+        self.uo.uoro_grad[blocks(n), TPB](self.theta, self.cgrad, bk.d_gW.reshape(n))
+
+
+class TBPTTDevice(DeviceEstimator):
+    """TBPTT(k): the learner's window on the device; the backward pass every k steps
+    (:mod:`oknumba.gpu.bptt`)."""
+
+    def __init__(self, backend):
+        self.bk = backend
+        self.dt = backend.dtype
+        self.prod = products.get(self.dt)
+        self.bp = bptt.get(self.dt)
+        cell, B = backend.cell, backend.B
+        self.g = _zeros(B, cell.S, dtype=self.dt)
+        self.g2 = _zeros(B, cell.S, dtype=self.dt)
+        self.v = _zeros(B, cell.n_terms, cell.P, dtype=self.dt)
+
+    def upload(self):
+        w, c = self.bk.learner._window, _cuda()
+        self.w_rows, self.w_H = c.to_device(w["rows"]), c.to_device(w["H"])
+        self.w_Dt = c.to_device(np.ascontiguousarray(w["D"].transpose(0, 1, 2, 4, 3)))
+        self.w_deltas = c.to_device(w["deltas"])
+        self.w_resets = c.to_device(w["resets"].astype(np.uint8))
+
+    def download(self):
+        w = self.bk.learner._window
+        w["rows"][...] = self.w_rows.copy_to_host()
+        w["H"][...] = self.w_H.copy_to_host()
+        w["D"][...] = self.w_Dt.copy_to_host().transpose(0, 1, 2, 4, 3)
+        w["deltas"][...] = self.w_deltas.copy_to_host()
+        w["resets"][...] = self.w_resets.copy_to_host().astype(bool)
+
+    def cell_buffers(self, slot):
+        return self.w_rows[slot], self.w_Dt[slot], self.w_H[slot], self.w_deltas[slot]
+
+    def reset(self, d_mask):
+        pass        # the window records the mask (``record_reset``); nothing to zero
+
+    def record_reset(self, slot, d_mask):
+        self.bp.assign[blocks(self.bk.B), TPB](d_mask, self.w_resets[slot])
+
+    def after_readout(self):
+        pass
+
+    def before_update(self):
+        """``backprop_chunk`` over the window: from its last step to its first."""
+        bp, gW = self.bp, self.bk.d_gW
+        k = self.w_deltas.shape[0]
+        B, S = self.g.shape
+        nv, nW = self.v.size, gW.size
+        bp.assign[blocks(B * S), TPB](self.w_deltas[k - 1].reshape(B * S), self.g.reshape(B * S))
+        for t in range(k - 1, -1, -1):
+            bp.rows_vjp[blocks(nv), TPB](self.g, self.w_Dt[t], self.v)
+            bp.add_outer[blocks(nW), TPB](self.w_rows[t], self.v, gW)
+            if t == 0:
+                break
+            bp.carry[blocks(B * S), TPB](self.g, self.w_H[t], self.w_resets[t],
+                                          self.w_deltas[t - 1], self.g2)
+            self.g, self.g2 = self.g2, self.g
+
+
+def make(backend):
+    """The device estimator for the learner's method."""
+    method = backend.learner.method
+    if method == "tbptt":
+        return TBPTTDevice(backend)
+    if method == "uoro":
+        return UORODevice(backend)
+    if method == "rtrl":
+        return RTRLDevice(backend)
+    return KroneckerDevice(backend)
