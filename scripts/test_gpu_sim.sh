@@ -2,7 +2,7 @@
 # Run the GPU-path tests (pytest marker `cuda`, tests/test_gpu.py) in the CUDA simulator:
 # no GPU needed, numba-cuda must be installed (pip install -e ".[cuda,test]").
 # The main suite deselects these tests (setup.cfg: addopts = -m "not cuda"); CI runs this
-# script as a separate step. About 30 s on 2 cores with a warm Numba cache (the CPU
+# script as a separate step. About 3 minutes on 2 cores with a warm Numba cache (the CPU
 # reference kernels compile on the first run: add a minute or two).
 #
 #   scripts/test_gpu_sim.sh                  # all cuda tests

@@ -278,9 +278,11 @@ def test_simulator_shared_arrays_are_block_wide(need_gpu, monkeypatch):
     import time
     import types
 
+    if not gpu.simulator_enabled():
+        pytest.skip("a property of the CUDA simulator (NUMBA_ENABLE_CUDASIM=1)")
     from numba.cuda.simulator import kernelapi
 
-    from oknumba.gpu import _simulator
+    from oknumba.gpu import _device, _simulator  # noqa: F401  (importing _device installs the fix)
 
     assert kernelapi.FakeCUDAShared.array is _simulator._locked_shared_array
 

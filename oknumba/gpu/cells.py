@@ -66,6 +66,14 @@ def _build(F):
             aux[p] = acc
 
     @cuda.jit(device=True)
+    def input_row_and_z(W, x, s_prev, row, aux_b, ncols, b, tid, nt):
+        """``row = ĥ = (x_b, h₋, 1)`` and ``aux_b[:ncols] = ĥ W[:, :ncols]`` (block-wide)."""
+        fill_row(x, s_prev, b, 0, row, tid, nt)
+        cuda.syncthreads()
+        row_times_W(row, W, 0, ncols, aux_b, tid, nt)
+        cuda.syncthreads()
+
+    @cuda.jit(device=True)
     def vec_times_Wh(v, b, voff, W, n_in, p, n):
         """``Σ_i v[b, voff + i] W[n_in + i, p]`` over the n recurrent rows (i ascending)."""
         acc = F(0)
@@ -82,11 +90,7 @@ def _build(F):
         nt = cuda.blockDim.x
         n = s.shape[1]
         n_in = x.shape[1]
-        row = rows[b, 0]
-        fill_row(x, s_prev, b, 0, row, tid, nt)
-        cuda.syncthreads()
-        row_times_W(row, W, 0, n, aux[b], tid, nt)
-        cuda.syncthreads()
+        input_row_and_z(W, x, s_prev, rows[b, 0], aux[b], n, b, tid, nt)
         for j in range(tid, n, nt):
             s[b, j] = math.tanh(aux[b, j])
             Dt[b, 0, j, j] = 1.0 - s[b, j] * s[b, j]
@@ -113,11 +117,7 @@ def _build(F):
         nt = cuda.blockDim.x
         n = s.shape[1]
         n_in = x.shape[1]
-        row = rows[b, 0]
-        fill_row(x, s_prev, b, 0, row, tid, nt)
-        cuda.syncthreads()
-        row_times_W(row, W, 0, 2 * n, aux[b], tid, nt)
-        cuda.syncthreads()
+        input_row_and_z(W, x, s_prev, rows[b, 0], aux[b], 2 * n, b, tid, nt)
         for j in range(tid, n, nt):
             sc = sigmoid(aux[b, j])
             f = sigmoid(aux[b, n + j])
@@ -156,11 +156,7 @@ def _build(F):
         nt = cuda.blockDim.x
         n = s.shape[1] // 2
         n_in = x.shape[1]
-        row = rows[b, 0]
-        fill_row(x, s_prev, b, 0, row, tid, nt)
-        cuda.syncthreads()
-        row_times_W(row, W, 0, 4 * n, aux[b], tid, nt)
-        cuda.syncthreads()
+        input_row_and_z(W, x, s_prev, rows[b, 0], aux[b], 4 * n, b, tid, nt)
         for j in range(tid, n, nt):
             ig = sigmoid(aux[b, j])
             fg = sigmoid(aux[b, n + j])
@@ -223,10 +219,7 @@ def _build(F):
         n_in = x.shape[1]
         row0 = rows[b, 0]
         row1 = rows[b, 1]
-        fill_row(x, s_prev, b, 0, row0, tid, nt)
-        cuda.syncthreads()
-        row_times_W(row0, W, 0, 2 * n, aux[b], tid, nt)
-        cuda.syncthreads()
+        input_row_and_z(W, x, s_prev, row0, aux[b], 2 * n, b, tid, nt)
         for q in range(tid, row0.shape[0], nt):
             if q >= n_in and q < n_in + n:
                 row1[q] = sigmoid(aux[b, q - n_in]) * s_prev[b, q - n_in]
