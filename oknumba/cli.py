@@ -98,8 +98,7 @@ def _add_train_options(p, task):
                         f" bit-identical only with the same value (default: {dflt('threads')})")
     g.add_argument("--device", choices=["cpu", "gpu"],
                    help=f"where the run lives; gpu needs the cuda extra and a CUDA driver (or"
-                        f" NUMBA_ENABLE_CUDASIM=1) and supports ok, ok-truncated, kf, kf-avg, rtrl"
-                        f" (default: {dflt('device')})")
+                        f" NUMBA_ENABLE_CUDASIM=1) and runs every method (default: {dflt('device')})")
     g.add_argument("--log-every", type=_positive_int,
                    help=f"write a metrics.jsonl record every N steps (default: {dflt('log_every')})")
     g.add_argument("--checkpoint-every", type=_nonneg_int,

@@ -206,6 +206,27 @@ def test_gpu_reads_are_never_stale_and_writes_are_not_lost(need_gpu):
     _compare(cpu, gl, 1e-10)
 
 
+@pytest.mark.parametrize("method", ["uoro", "tbptt"])
+def test_gpu_run_folder_and_resume(need_gpu, tmp_path, method):
+    """``oknumba train copy --device gpu`` writes the CPU run's params.npz and checkpoint (read
+    through the host views), and resuming it on the GPU ends where an uninterrupted CPU run does."""
+    from oknumba import runner
+
+    settings = dict(cell="rhn", hidden=4, method=method, batch=2, steps=8, seed=3, log_every=4,
+                    checkpoint_every=4, threads=1)
+    if method == "tbptt":
+        settings["truncation"] = 2
+    cpu_cfg = runner.make_config("copy", **settings)
+    gpu_cfg = runner.make_config("copy", device="gpu", **dict(settings, steps=4))
+    runner.train(cpu_cfg, tmp_path / "cpu")
+    runner.train(gpu_cfg, tmp_path / "gpu")
+    runner.resume(tmp_path / "gpu", steps=8)
+    for name in ("params.npz",):
+        with np.load(tmp_path / "cpu" / name) as c, np.load(tmp_path / "gpu" / name) as g:
+            for k in c.files:
+                assert rel_err(g[k], c[k]) <= 1e-10, (name, k)
+
+
 @pytest.mark.parametrize("cell", ["vanilla", "lstm", "gru", "rhn"])
 def test_cell_kernels_match_cpu(need_gpu, cell):
     """Forward, input rows, D (stored transposed), H and the JVP ``H v`` of one step."""
