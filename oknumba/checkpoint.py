@@ -15,7 +15,12 @@ import zipfile
 import numpy as np
 
 FORMAT = "oknumba-checkpoint"
-VERSION = 1
+#: the version written. 2: Kronecker estimators store their rows ``W`` and coefficients ``X``
+VERSION = 2
+#: versions that load: 1 (its Kronecker estimators hold the explicit factors ``At``, or — from
+#: runs made after the stored-rows change but before the version bump — ``W`` and ``X``;
+#: either loads) and 2
+LOADABLE_VERSIONS = (1, 2)
 
 
 def _digest(arrays):
@@ -54,8 +59,11 @@ def load_checkpoint(path, learner):
         doc = json.loads(arrays.pop("__meta__").tobytes().decode())
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as e:
         raise ValueError(f"checkpoint {path} is corrupt or not an oknumba checkpoint ({e})") from None
-    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise ValueError(f"{path} is not an oknumba checkpoint of version {VERSION}")
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an oknumba checkpoint")
+    if doc.get("version") not in LOADABLE_VERSIONS:
+        raise ValueError(f"{path} is an oknumba checkpoint of version {doc.get('version')!r}; this"
+                         f" oknumba loads versions {list(LOADABLE_VERSIONS)} (upgrade oknumba to load it)")
     if doc.get("sha256") != _digest(arrays):
         raise ValueError(f"checkpoint {path} is corrupt: its arrays do not match the stored checksum")
     learner.load_state_dict(arrays, doc["learner"])

@@ -21,13 +21,13 @@ import time
 
 import numpy as np
 
-from . import runner
+from . import __version__, runner
 from ._argtypes import nonneg_int as _nonneg_int
 from ._argtypes import positive_float as _positive_float
 from ._argtypes import positive_int as _positive_int
+from .cells import CELLS
 from .learner import LEARNER_METHODS
 
-CELLS = ["vanilla", "lstm", "gru", "rhn"]
 _DESCRIPTION = ("Online training of recurrent networks with RTRL and the Optimal Kronecker-Sum approximation"
                 " (OK).\n\n" + __doc__.split("\n\n", 1)[1].replace("Commands::", "Commands:"))
 
@@ -56,7 +56,7 @@ def _add_train_options(p, task):
         return _fmt_default(d[key])
 
     g = p.add_argument_group("model and method")
-    g.add_argument("--cell", choices=CELLS, help=f"recurrent cell (default: {dflt('cell')})")
+    g.add_argument("--cell", choices=list(CELLS), help=f"recurrent cell (default: {dflt('cell')})")
     g.add_argument("--hidden", type=_positive_int, help=f"hidden units n (default: {dflt('hidden')})")
     g.add_argument("--method", choices=list(LEARNER_METHODS),
                    help=f"online gradient method (default: {dflt('method')}); tbptt needs --truncation")
@@ -112,6 +112,7 @@ def _add_train_options(p, task):
 def build_parser():
     p = argparse.ArgumentParser(prog="oknumba", description=_DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"oknumba {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="online training on the copy task or a character-level corpus",
@@ -132,8 +133,8 @@ def build_parser():
     n = sub.add_parser("noise", help="approximation noise of the online estimators against exact RTRL",
                        description="Measure E||G~ - G||^2/||G||^2 (influence and loss gradient) and the gradient"
                                    " cosine of each estimator against exact RTRL on a random one-hot input"
-                                   " trajectory with frozen weights (spec section 6), averaged over seeds.")
-    n.add_argument("--cell", default="rhn", choices=CELLS, help="recurrent cell (default: rhn)")
+                                   " trajectory with frozen weights, averaged over seeds.")
+    n.add_argument("--cell", default="rhn", choices=list(CELLS), help="recurrent cell (default: rhn)")
     n.add_argument("--hidden", type=_positive_int, default=12, help="hidden units n (default: 12)")
     n.add_argument("--inputs", type=_positive_int, default=4, help="one-hot input (and output) size (default: 4)")
     n.add_argument("--steps", type=_positive_int, default=30, help="trajectory length T (default: 30)")
@@ -172,7 +173,7 @@ def build_parser():
     d = sub.add_parser("demo", help="compare exact-RTRL and BPTT gradients of a small model",
                        description="Run exact RTRL and BPTT on one random sequence of a small model"
                                    " and print the largest relative difference of the gradients.")
-    d.add_argument("--cell", default="rhn", choices=CELLS, help="recurrent cell (default: rhn)")
+    d.add_argument("--cell", default="rhn", choices=list(CELLS), help="recurrent cell (default: rhn)")
     d.add_argument("--hidden", type=int, default=16, help="hidden units n (default: 16)")
     d.add_argument("--steps", type=int, default=30, help="sequence length T (default: 30)")
     d.add_argument("--batch", type=int, default=4, help="independent streams B (default: 4)")

@@ -4,7 +4,7 @@
 ``ys`` (T,B) (class ids, −1 = no target) and optional ``resets`` (T,B) bool that zero a
 stream's state — and, for RTRL-type methods, its influence — before that step. With θ
 frozen, ``Σ_t δ_tᵀ G_t`` plus the readout's direct gradient is exactly the BPTT gradient of
-``Σ_t L_t`` (spec section 1), which is what the tests check.
+``Σ_t L_t`` (RTRL, Williams & Zipser 1989), which is what the tests check.
 """
 import numpy as np
 
@@ -47,8 +47,8 @@ def stream_loss(model, xs, ys, resets=None, state=None):
     """Forward-only evaluation that can carry the state across calls.
 
     Returns ``(total_nats, n_targets, final_state)``; pass ``final_state`` back as ``state``
-    to continue through a long text chunk by chunk (the evaluation protocol of spec
-    section 6: no resets through the whole evaluation text).
+    to continue through a long text chunk by chunk (the evaluation protocol of the OK paper's
+    released PTB code: no resets through the whole evaluation text).
     """
     W, V = _check_model(model)
     xs, ys, resets = validate_sequence(model, xs, ys, resets)

@@ -23,12 +23,14 @@ import numpy as np
 from ._jit import kernel
 from ._threads import pinned_threads
 from ._validate import check_positive_int
-from .estimators import ESTIMATORS, make_estimator
+from .estimators import make_estimator
 from .estimators.bptt import backprop_chunk
+from .methods import method_names
 from .model import RNN, readout_loss_grad
 from .optim import make_optimizer
 
-LEARNER_METHODS = tuple(ESTIMATORS) + ("tbptt",)
+#: every registered method (:mod:`oknumba.methods`)
+LEARNER_METHODS = tuple(method_names())
 
 
 @kernel
@@ -131,7 +133,8 @@ class OnlineLearner:
         self._grad_scale = dt.type(1.0 / B)
         self.steps = 0
         self.updates = 0
-        self.last_grad_norms = {}
+        #: ``(‖g_W‖, ‖g_V‖)`` before clipping at the last update (None before the first)
+        self.last_grad_norms = None
         if device not in ("cpu", "gpu"):
             raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
         self.device, self._gpu = device, None
@@ -275,8 +278,6 @@ class OnlineLearner:
         arrays.update({f"optimizer.{k}": v for k, v in opt.items()})
         if self._estimator is not None:
             est = self._estimator.state_dict()
-            if "rng" in est:
-                meta["estimator_rng"] = est.pop("rng")
             arrays.update({f"estimator.{k}": v for k, v in est.items()})
         else:
             arrays.update({f"window.{k}": v for k, v in self._window.items()})
@@ -309,8 +310,6 @@ class OnlineLearner:
         self._optimizer.load_state_dict(opt)
         if self._estimator is not None:
             est = {k[len("estimator."):]: v for k, v in arrays.items() if k.startswith("estimator.")}
-            if "estimator_rng" in meta:
-                est["rng"] = meta["estimator_rng"]
             self._estimator.load_state_dict(est)
         else:
             put("window", self._window)

@@ -1,6 +1,6 @@
 """A recurrent cell plus a linear softmax readout: the model every method trains.
 
-Readout (spec section 1): ``y_t = [h_t, 1] V`` with ``V ∈ R^{(n+1)×n_out}``, trained by its
+Readout: ``y_t = [h_t, 1] V`` with ``V ∈ R^{(n+1)×n_out}``, trained by its
 direct gradient; loss is the softmax cross-entropy in nats of every target ``≥ 0`` (a
 target of −1 contributes nothing).
 """
@@ -9,6 +9,18 @@ import numpy as np
 from ._jit import kernel
 from ._validate import check_dtype, check_finite, check_positive_int
 from .cells import make_cell
+
+
+@kernel(fastmath=True)
+def _logits(V, s, b, n, logits):
+    """``logits = [h_b, 1] V`` for stream b; returns their maximum."""
+    for o in range(V.shape[1]):
+        logits[o] = V[n, o]
+    for i in range(n):
+        hi = s[b, i]
+        for o in range(V.shape[1]):
+            logits[o] += hi * V[i, o]
+    return logits.max()
 
 
 @kernel(fastmath=True)
@@ -27,13 +39,7 @@ def readout_loss_grad(V, s, y, n, dV, delta):
     for b in range(B):
         if y[b] < 0:
             continue
-        for o in range(n_out):
-            logits[o] = V[n, o]
-        for i in range(n):
-            hi = s[b, i]
-            for o in range(n_out):
-                logits[o] += hi * V[i, o]
-        mx = logits.max()
+        mx = _logits(V, s, b, n, logits)
         z = 0.0
         for o in range(n_out):
             logits[o] = np.exp(logits[o] - mx)
@@ -64,12 +70,7 @@ def readout_loss(V, s, y, n, out):
         out[b] = 0.0
         if y[b] < 0:
             continue
-        for o in range(n_out):
-            logits[o] = V[n, o]
-        for i in range(n):
-            for o in range(n_out):
-                logits[o] += s[b, i] * V[i, o]
-        mx = logits.max()
+        mx = _logits(V, s, b, n, logits)
         z = 0.0
         for o in range(n_out):
             z += np.exp(logits[o] - mx)

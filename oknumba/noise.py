@@ -1,6 +1,6 @@
 """Gradient-noise measurement against exact RTRL on a frozen-weight trajectory.
 
-For each estimator and step t, averaged over estimator seeds and streams (spec section 6):
+For each estimator and step t, averaged over estimator seeds and streams:
 
 * ``influence``: ``E‖G̃_t − G_t‖_F² / ‖G_t‖_F²`` (per stream, then averaged);
 * ``gradient``: the same for the step's loss gradient ``g_t = Σ_b δ_bᵀ G_b`` (a×P);
@@ -15,23 +15,19 @@ import numpy as np
 from ._validate import check_positive_int
 from .estimators import ESTIMATORS, make_estimator
 from .functional import _check_model, run_estimator, validate_sequence
+from .methods import parse_method_spec
 
 
 def parse_method(spec):
-    """``"ok:8"`` → ``("ok", 8)``; ``"uoro"`` → ``("uoro", None)``; tuples pass through."""
-    if isinstance(spec, tuple):
-        method, rank = spec
-    elif isinstance(spec, str):
-        method, _, r = spec.partition(":")
-        try:
-            rank = int(r) if r else None
-        except ValueError:
-            raise ValueError(f"bad method spec {spec!r}: expected NAME or NAME:RANK, e.g. 'ok:8'") from None
-    else:
+    """``"ok:8"`` → ``("ok", 8)``; ``"uoro"`` → ``("uoro", None)``; ``(name, rank)`` tuples
+    pass through — one of the online estimators (:func:`oknumba.methods.parse_method_spec`)."""
+    if not isinstance(spec, (str, tuple)):
         raise TypeError(f"method specs must be strings like 'ok:8' or (name, rank) tuples, got {spec!r}")
+    _, method, kwargs = parse_method_spec(spec)
     if method not in ESTIMATORS:
-        raise ValueError(f"unknown method {method!r} in {spec!r}; online methods are {sorted(ESTIMATORS)}")
-    return method, rank
+        raise ValueError(f"method {method!r} in {spec!r} is not an online estimator; the noise study"
+                         f" takes {sorted(ESTIMATORS)}")
+    return method, kwargs.get("rank")
 
 
 def _label(method, rank):

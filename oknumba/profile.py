@@ -64,13 +64,8 @@ import numpy as np
 from ._argtypes import positive_float as _positive_float
 from ._argtypes import positive_int as _positive_int
 from ._threads import pinned_threads
+from .methods import method_info, parse_method_list, parse_method_spec, spec_forms
 
-#: method name -> what the number after ":" means (None: no number allowed)
-METHOD_ARGS = {"ok": "rank", "ok-truncated": "rank", "kf-avg": "rank", "kf": None,
-               "uoro": None, "rtrl": None, "tbptt": "truncation"}
-#: gate blocks per cell (P = blocks · n) and state factor (S = factor · n)
-CELL_BLOCKS = {"vanilla": 1, "rhn": 2, "gru": 3, "lstm": 4}
-CELL_STATE = {"vanilla": 1, "rhn": 1, "gru": 1, "lstm": 2}
 DEFAULT_METHODS = ("ok:16", "kf", "uoro", "rtrl", "tbptt:10")
 DEFAULT_HIDDEN = (32, 64, 128, 256)
 N_IN = N_OUT = 4
@@ -81,84 +76,30 @@ RESULT_KEYS = ("method", "name", "n", "S", "a", "P", "status", "reason", "us_per
 
 
 # --------------------------------------------------------------------------------------
-# method specs
-def parse_method_spec(spec):
-    """Parse ``"ok:16"``, ``"kf-avg:8"``, ``"ok-truncated:4"``, ``"tbptt:10"``, ``"kf"``,
-    ``"uoro"``, ``"rtrl"``.
-
-    Returns
-    -------
-    (label, name, kwargs) : (str, str, dict)
-        ``kwargs`` holds ``rank`` or ``truncation`` for :class:`oknumba.OnlineLearner`.
-
-    Raises
-    ------
-    ValueError
-        Unknown name, a missing or non-positive number, or a number where none is taken.
-    """
-    if not isinstance(spec, str):
-        raise ValueError(f"method spec must be a string like 'ok:16', got {spec!r}")
-    name, sep, arg = spec.strip().partition(":")
-    name = name.strip().lower()
-    if name not in METHOD_ARGS:
-        raise ValueError(f"unknown method {name!r} in spec {spec!r}; known: {sorted(METHOD_ARGS)}")
-    what = METHOD_ARGS[name]
-    if what is None:
-        if sep:
-            raise ValueError(f"method {name!r} takes no ':number' (got {spec!r})")
-        return name, name, {}
-    if not sep or not arg.strip():
-        raise ValueError(f"method {name!r} needs its {what}: write e.g. '{name}:8' (got {spec!r})")
-    try:
-        value = int(arg.strip())
-    except ValueError:
-        raise ValueError(f"bad {what} in method spec {spec!r}: expected an integer >= 1") from None
-    if value < 1:
-        raise ValueError(f"{what} in method spec {spec!r} must be >= 1")
-    return f"{name}:{value}", name, {what: value}
-
-
+# sizes and cost models: read from the cell and method registries
 def _sizes(cell, n):
     """(S, a, P) for a cell of n hidden units and N_IN inputs."""
-    if cell not in CELL_BLOCKS:
-        raise ValueError(f"cell must be one of {sorted(CELL_BLOCKS)}, got {cell!r}")
-    return CELL_STATE[cell] * n, N_IN + n + 1, CELL_BLOCKS[cell] * n
+    from .cells import CELLS
+
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+    cls = CELLS[cell]
+    return cls.state_factor * n, N_IN + n + 1, cls.n_blocks * n
 
 
 def product_columns(name, kwargs, a, P):
     """Columns of the bare product's right factor ``(B, S, cols)``, or None (no product)."""
-    if name in ("ok", "ok-truncated", "kf-avg"):
-        return kwargs["rank"] * P
-    if name == "kf":
-        return P
-    if name == "rtrl":
-        return a * P
-    return None
+    return method_info(name).product_columns(kwargs, a, P)
 
 
 def flops_per_step(name, kwargs, B, S, a, P):
-    """Counted flops of one step over B streams (see the module docstring)."""
-    cols = product_columns(name, kwargs, a, P)
-    if cols is not None:
-        return 2.0 * B * S * S * cols
-    if name == "uoro":
-        return 6.0 * B * a * P
-    if name == "tbptt":
-        return B * (4.0 * a * P + 2.0 * S * S)
-    raise ValueError(f"no flop count for method {name!r}")
+    """Counted flops of one step over B streams (:mod:`oknumba.methods`)."""
+    return method_info(name).flops(kwargs, B, S, a, P)
 
 
 def estimate_bytes(name, kwargs, B, S, a, P, itemsize):
     """Rough peak bytes of the learner (or of the bare product, whichever is larger)."""
-    small = B * (S * S + 4 * a * P + 8 * S * P) * itemsize
-    if name == "rtrl":
-        return 2 * B * S * a * P * itemsize + small
-    if name in ("ok", "ok-truncated", "kf-avg"):
-        return 4 * B * S * kwargs["rank"] * P * itemsize + small
-    if name == "tbptt":
-        k = kwargs["truncation"]
-        return k * B * (S * S + 2 * S * P + a) * itemsize + small
-    return small
+    return method_info(name).memory(kwargs, B, S, a, P, itemsize)
 
 
 # --------------------------------------------------------------------------------------
@@ -419,8 +360,7 @@ def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16
     specs = [parse_method_spec(m) for m in methods]
     if not specs:
         raise ValueError("methods must name at least one method")
-    if cell not in CELL_BLOCKS:
-        raise ValueError(f"cell must be one of {sorted(CELL_BLOCKS)}, got {cell!r}")
+    _sizes(cell, 1)   # validates the cell name
     hidden = [int(n) for n in hidden]
     if not hidden or min(hidden) < 1:
         raise ValueError(f"hidden sizes must be integers >= 1, got {hidden}")
@@ -578,15 +518,10 @@ def _int_list(text):
 
 
 def _method_list(text):
-    specs = [s.strip() for s in text.split(",") if s.strip()]
-    if not specs:
-        raise argparse.ArgumentTypeError("expected at least one method")
-    for s in specs:
-        try:
-            parse_method_spec(s)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    return specs
+    try:
+        return parse_method_list(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _DESCRIPTION = ("Measure the median µs per OnlineLearner.step for each method and hidden size,"
@@ -596,10 +531,12 @@ _DESCRIPTION = ("Measure the median µs per OnlineLearner.step for each method a
 
 
 def _add_arguments(p):
-    p.add_argument("--cell", default="rhn", choices=sorted(CELL_BLOCKS), help="recurrent cell (default: rhn)")
+    from .cells import CELLS
+
+    p.add_argument("--cell", default="rhn", choices=sorted(CELLS), help="recurrent cell (default: rhn)")
     p.add_argument("--methods", type=_method_list, default=list(DEFAULT_METHODS),
-                   help="comma-separated method specs: ok:R, ok-truncated:R, kf-avg:R, kf, uoro, rtrl,"
-                        " tbptt:K (default: ok:16,kf,uoro,rtrl,tbptt:10)")
+                   help=f"comma-separated method specs: {spec_forms()}"
+                        f" (default: {','.join(DEFAULT_METHODS)})")
     p.add_argument("--hidden", type=_int_list, default=list(DEFAULT_HIDDEN),
                    help="comma-separated hidden sizes n (default: 32,64,128,256)")
     p.add_argument("--batch", type=_positive_int, default=16, help="independent streams B (default: 16)")

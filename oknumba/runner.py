@@ -42,7 +42,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .cells import CELLS
 from .checkpoint import load_checkpoint, save_checkpoint
+from .methods import METHODS
 from .learner import OnlineLearner
 from .model import RNN
 
@@ -56,8 +58,6 @@ STOP_ENV = "OKNUMBA_STOP_AFTER_STEP"
 RUN_FORMAT = "oknumba-run"
 RUN_VERSION = 1
 TASKS = ("copy", "charlm")
-CELLS = ("vanilla", "lstm", "gru", "rhn")
-RANKED_METHODS = ("ok", "ok-truncated", "kf-avg")
 
 #: Settings shared by both tasks. ``threads`` is meant for speed, but parallel kernels may sum in
 #: another order: a resumed run is bit-identical only with the same value.
@@ -136,7 +136,9 @@ def make_config(task, **settings):
     if unknown:
         raise RunError(f"unknown settings for task {task!r}: {unknown}")
     cfg.update({k: v for k, v in settings.items() if v is not None})
-    if cfg["method"] not in RANKED_METHODS:
+    if cfg["method"] not in METHODS:
+        raise RunError(f"method must be one of {list(METHODS)}, got {cfg['method']!r}")
+    if METHODS[cfg["method"]].param != "rank":
         cfg["rank"] = None
     if cfg["method"] == "tbptt" and cfg["truncation"] is None:
         raise RunError("method tbptt needs a truncation (e.g. --truncation 20)")
@@ -156,7 +158,7 @@ def _check_config(cfg):
             raise RunError(f"{key} must be an integer >= {minimum}, got {v!r}")
 
     if cfg["cell"] not in CELLS:
-        raise RunError(f"cell must be one of {list(CELLS)}, got {cfg['cell']!r}")
+        raise RunError(f"cell must be one of {sorted(CELLS)}, got {cfg['cell']!r}")
     if cfg["dtype"] not in ("float32", "float64"):
         raise RunError(f"dtype must be float32 or float64, got {cfg['dtype']!r}")
     for key in ("hidden", "batch", "steps", "log_every"):
@@ -166,7 +168,7 @@ def _check_config(cfg):
         raise RunError(f"device must be cpu or gpu, got {cfg['device']!r}")
     positive("checkpoint_every", minimum=0)
     positive("seed", minimum=0)
-    if cfg["method"] in RANKED_METHODS:
+    if METHODS[cfg["method"]].param == "rank":
         positive("rank")
     if not (isinstance(cfg["lr"], (int, float)) and math.isfinite(cfg["lr"]) and cfg["lr"] > 0):
         raise RunError(f"lr must be a positive number, got {cfg['lr']!r}")

@@ -77,7 +77,9 @@ def report(cell_name, eps=1e-6):
 
 
 if __name__ == "__main__":
-    rows = {c: report(c) for c in ("vanilla", "lstm", "gru", "rhn")}
+    from oknumba.cells import CELLS
+
+    rows = {c: report(c) for c in CELLS}
     checks = list(next(iter(rows.values())))
     print(f"{'check':<22}" + "".join(f"{c:>11}" for c in rows))
     for chk in checks:

@@ -7,7 +7,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pytest
 
-CELL_NAMES = ["vanilla", "lstm", "gru", "rhn"]
+from oknumba.cells import CELLS  # noqa: E402  (after the thread settings above)
+
+#: the registered cells: every cell-parametrised test covers each
+CELL_NAMES = list(CELLS)
 
 
 def random_sequence(model, T, B, seed=0, reset_prob=0.15, missing_prob=0.1):

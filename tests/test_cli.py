@@ -95,7 +95,8 @@ def _subparsers(parser, prefix=()):
 def test_every_option_has_help_with_default():
     for path, p in _subparsers(cli.build_parser()):
         for action in p._actions:
-            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or not action.option_strings:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)) \
+                    or not action.option_strings:
                 continue
             assert action.help and ("(default:" in action.help or "(required" in action.help), \
                 (path, action.option_strings)

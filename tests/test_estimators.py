@@ -1,4 +1,4 @@
-"""Estimators against exact RTRL and the OK theorem (spec sections 3-5)."""
+"""Estimators against exact RTRL and the OK theorem (Benzing et al. 2019, arXiv 1902.03993)."""
 import itertools
 
 import numpy as np
@@ -217,8 +217,9 @@ def test_ok_truncated_is_biased_but_deterministic():
 
 
 def test_noise_ordering_on_the_spec_small_rhn():
-    """Spec section 6 protocol: RHN n_in 4, n 12, T 30, 100 seeds, relative influence error at
-    t = 29: UORO > KF-RTRL > 1-OK and 8-OK < 8-KF-AVG / 100."""
+    """Noise with frozen weights on one fixed trajectory, exact RTRL alongside: RHN n_in 4,
+    n 12, T 30, 100 seeds, relative influence error at t = 29: UORO > KF-RTRL > 1-OK and
+    8-OK < 8-KF-AVG / 100."""
     model = oknumba.RNN("rhn", 4, 12, 4, seed=0, init="normal", init_scale=0.3)
     rng = np.random.default_rng(0)
     xs = np.eye(4)[rng.integers(0, 4, size=(30, 1))]

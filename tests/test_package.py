@@ -19,24 +19,49 @@ def test_import_compiles_no_kernel():
 
 
 def test_public_api():
-    import oknumba
+    """The names and call signatures the README documents (a changed signature fails here)."""
+    import inspect
 
-    for name in ("RNN", "OnlineLearner", "sequence_loss", "sequence_grad", "stream_loss",
-                 "ok_reduce", "ok_min_variance", "measure_noise"):
-        assert hasattr(oknumba, name), name
+    import oknumba
+    from oknumba.checkpoint import load_checkpoint, save_checkpoint
+
+    documented = {
+        "RNN": "cell, n_in, n_hidden, n_out, seed, dtype, init, init_scale",
+        "OnlineLearner": "model, method, rank, batch, optimizer, lr, clip, update_every, truncation,"
+                         " seed, threads, device",
+        "sequence_loss": "model, xs, ys, resets",
+        "sequence_grad": "model, xs, ys, method, resets, rank, seed, truncation",
+        "ok_reduce": "us, As, rank, rng, method",
+        "ok_min_variance": "singular_values, rank",
+        "measure_noise": "model, xs, methods, seeds, ys, resets, burn_in",
+    }
+    for name, params in documented.items():
+        obj = getattr(oknumba, name)
+        assert callable(obj), name
+        got = ", ".join(inspect.signature(obj).parameters)
+        assert got == params, f"oknumba.{name}({got}) differs from the documented ({params})"
+    assert callable(oknumba.stream_loss) and callable(save_checkpoint) and callable(load_checkpoint)
+    for name in oknumba.__all__:
+        assert getattr(oknumba, name) is not None, name
 
 
 def test_kernel_cache_is_stamped_with_the_whole_package():
     """A change anywhere in the package must invalidate every cached kernel (Numba alone only
     watches the kernel's own file)."""
-    from oknumba._jit import CACHE, package_source_hash
-    from oknumba.estimators.ok import kron_step
+    import os
 
-    if not CACHE:
-        return
-    locator = kron_step._cache._impl.locator
-    assert type(locator).__name__.startswith("Oknumba")
-    assert locator.get_source_stamp() == package_source_hash()
+    code = ("from oknumba._jit import CACHE, package_source_hash\n"
+            "from oknumba.estimators.ok import kron_step\n"
+            "assert CACHE\n"
+            "locator = kron_step._cache._impl.locator\n"
+            "assert type(locator).__name__.startswith('Oknumba'), type(locator)\n"
+            "assert locator.get_source_stamp() == package_source_hash()\n")
+    # checked in a fresh process with the cache on, whatever this test run's OKNUMBA_CACHE
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, OKNUMBA_CACHE="1"))
+    off = ("from oknumba.estimators.ok import kron_step\n"
+           "from numba.core.caching import NullCache\n"
+           "assert isinstance(kron_step._cache, NullCache), type(kron_step._cache)\n")
+    subprocess.run([sys.executable, "-c", off], check=True, env=dict(os.environ, OKNUMBA_CACHE="0"))
 
 
 def test_correctness_subset_without_jit():

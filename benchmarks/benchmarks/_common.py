@@ -13,11 +13,12 @@ POOL = 64
 
 
 def learner_args(spec):
-    """``"ok:8"`` -> ``("ok", {"rank": 8})``, ``"tbptt:10"`` -> ``("tbptt", {"truncation": 10})``."""
-    name, _, arg = spec.partition(":")
-    if not arg:
-        return name, {}
-    return name, {("truncation" if name == "tbptt" else "rank"): int(arg)}
+    """``"ok:8"`` -> ``("ok", {"rank": 8})``, ``"tbptt:10"`` -> ``("tbptt", {"truncation": 10})``
+    (the package's one spec parser, :func:`oknumba.methods.parse_method_spec`)."""
+    from oknumba.methods import parse_method_spec
+
+    _, name, kwargs = parse_method_spec(spec)
+    return name, kwargs
 
 
 def check_supported(method, hidden):

@@ -1,18 +1,41 @@
-"""Recurrent cells with hand-derived Jacobians. See :mod:`oknumba.cells.base`."""
+"""Recurrent cells with hand-derived Jacobians (see :mod:`oknumba.cells.base`), one registry.
+
+Every cell registers once (:func:`register_cell`); the model (``RNN(name, …)``), every
+estimator, the command line's ``--cell`` choices, ``oknumba profile`` and the tests read the
+registry, so a new cell — a :class:`Cell` subclass with its kernels — is one class plus one
+``register_cell`` call.
+"""
 from .base import Cell
 from .gru import GRU
 from .lstm import LSTM
 from .rhn import RHN
 from .vanilla import Vanilla
 
-CELLS = {c.name: c for c in (Vanilla, LSTM, GRU, RHN)}
+#: cell name -> Cell subclass, in registration order
+CELLS = {}
+
+
+def register_cell(cls):
+    """Add a :class:`Cell` subclass under its ``name`` (usable as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Cell)):
+        raise TypeError(f"register_cell takes a Cell subclass, got {cls!r}")
+    if not isinstance(cls.name, str) or not cls.name:
+        raise ValueError(f"{cls.__name__} must set a non-empty string `name`")
+    if cls.name in CELLS and CELLS[cls.name] is not cls:
+        raise ValueError(f"cell {cls.name!r} is already registered ({CELLS[cls.name].__name__})")
+    CELLS[cls.name] = cls
+    return cls
+
+
+for _cls in (Vanilla, LSTM, GRU, RHN):
+    register_cell(_cls)
 
 
 def make_cell(name, n_in, n_hidden):
-    """Build a cell by name: one of ``"vanilla"``, ``"lstm"``, ``"gru"``, ``"rhn"``."""
+    """Build a registered cell by name (``"vanilla"``, ``"lstm"``, ``"gru"``, ``"rhn"``, …)."""
     if name not in CELLS:
         raise ValueError(f"cell must be one of {sorted(CELLS)}, got {name!r}")
     return CELLS[name](n_in, n_hidden)
 
 
-__all__ = ["Cell", "Vanilla", "LSTM", "GRU", "RHN", "CELLS", "make_cell"]
+__all__ = ["Cell", "Vanilla", "LSTM", "GRU", "RHN", "CELLS", "make_cell", "register_cell"]

@@ -11,7 +11,8 @@ def sigmoid(z):
 
 @kernel
 def fill_row(x, h, row):
-    """``row = (x, h, 1)`` — the input row ĥ of the spec (length a = n_in + n + 1)."""
+    """``row = (x, h, 1)`` — the input row ĥ (length a = n_in + n + 1; see
+    :mod:`oknumba.cells.base`)."""
     n_in = x.shape[0]
     n = h.shape[0]
     for k in range(n_in):

@@ -1,8 +1,8 @@
 """The cell interface shared by all recurrent cells.
 
-Notation (spec section 1): state ``s ∈ R^S``; input row ``ĥ = (x, h₋, 1) ∈ R^a`` with
-``a = n_in + n + 1``; all recurrent parameters in ``W ∈ R^{a×P}``, pre-activations
-``z = ĥ W``. A cell provides, per stream of a batch:
+Notation (after Mujika et al. 2018, arXiv 1805.10842): state ``s ∈ R^S``; input row
+``ĥ = (x, h₋, 1) ∈ R^a`` with ``a = n_in + n + 1``; all recurrent parameters in
+``W ∈ R^{a×P}``, pre-activations ``z = ĥ W``. A cell provides, per stream of a batch:
 
 * the forward step ``s = f(s₋, x; W)``;
 * the immediate influence as a short Kronecker sum ``F = ∂s/∂W = Σ_k ĥ_k ⊗ D_k`` with

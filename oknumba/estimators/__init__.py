@@ -1,4 +1,7 @@
-"""Gradient methods behind one interface (see :mod:`oknumba.estimators.base`)."""
+"""Gradient methods behind one interface (see :mod:`oknumba.estimators.base`), each registered
+once in :mod:`oknumba.methods` with its metadata."""
+from ..methods import (METHODS, MethodInfo, kron_columns, kron_memory, no_product, product_flops,
+                       register_method, rtrl_memory, tbptt_memory, uoro_memory)
 from .base import Estimator
 from .kf import KF, KFAverage
 from .ok import OK, OKTruncated
@@ -6,8 +9,30 @@ from .reduce import ok_min_variance, ok_reduce
 from .rtrl import ExactRTRL
 from .uoro import UORO
 
-#: online estimators by method name
-ESTIMATORS = {cls.method: cls for cls in (ExactRTRL, OK, OKTruncated, KF, KFAverage, UORO)}
+
+def _register_builtin():
+    kron = dict(product_columns=kron_columns, flops=product_flops(kron_columns), memory=kron_memory)
+    for cls, summary in ((OK, "r-OK: the theorem-optimal unbiased rank-r Kronecker sum"),
+                         (OKTruncated, "deterministic top-r SVD (biased, for comparison)"),
+                         (KF, "KF-RTRL: one Kronecker term, unbiased"),
+                         (KFAverage, "mean of r KF-RTRL copies (the paper's equal-cost baseline)")):
+        register_method(MethodInfo(cls.method, "rank" if cls.takes_rank else None, cls.stochastic,
+                                   cls is OKTruncated, cls, summary=summary, **kron))
+    rtrl_cols = lambda params, a, P: a * P  # noqa: E731
+    register_method(MethodInfo("rtrl", None, False, False, ExactRTRL, rtrl_cols,
+                               product_flops(rtrl_cols), rtrl_memory, "exact RTRL"))
+    register_method(MethodInfo("uoro", None, True, False, UORO, no_product,
+                               lambda params, B, S, a, P: 6.0 * B * a * P, uoro_memory,
+                               "UORO: unbiased rank-one, O(n²) per step"))
+    register_method(MethodInfo("tbptt", "truncation", False, True, None, no_product,
+                               lambda params, B, S, a, P: B * (4.0 * a * P + 2.0 * S * S),
+                               tbptt_memory, "truncated BPTT, an update every k steps"))
+
+
+_register_builtin()
+
+#: online estimators by method name (read from the registry)
+ESTIMATORS = {name: info.estimator for name, info in METHODS.items() if info.estimator is not None}
 #: methods of ``sequence_grad`` that are not online estimators
 OFFLINE_METHODS = ("bptt", "tbptt")
 

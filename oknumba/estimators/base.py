@@ -1,8 +1,9 @@
 """The estimator interface: one shape for every gradient method.
 
 An estimator tracks, per stream b of a batch, an estimate ``G̃`` of the influence
-``G_t = ds_t/dW`` (S × a·P) following the RTRL recursion ``G_t = H_t G_{t-1} + F_t``,
-``F_t = Σ_k ĥ_k ⊗ D_k`` (spec section 1). The calls, in the order a step makes them:
+``G_t = ds_t/dW`` (S × a·P) following the RTRL recursion ``G_t = H_t G_{t-1} + F_t``
+(Williams & Zipser 1989), ``F_t = Σ_k ĥ_k ⊗ D_k`` (the Kronecker form of Mujika et al. 2018,
+arXiv 1805.10842). The calls, in the order a step makes them:
 
 * ``reset(mask)`` — zero the influence of the streams where ``mask`` (B,) is True (their
   state was reset before this step);

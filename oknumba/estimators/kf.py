@@ -6,7 +6,8 @@ KF-RTRL keeps one Kronecker term ``G̃ = u ⊗ A``. Each step the terms
     p_t = sqrt(‖A_t‖ / ‖u_t‖),   u ← Σ_t c_t p_t u_t,   A ← Σ_t c_t A_t / p_t
 
 which is unbiased (cross terms vanish in expectation) and, for two terms, has the
-variance-optimal ``Var = 2(‖u‖‖ĥ‖‖B‖‖D‖ + ⟨u,ĥ⟩⟨B,D⟩)`` with ``B = HA`` (spec section 4).
+variance-optimal ``Var = 2(‖u‖‖ĥ‖‖B‖‖D‖ + ⟨u,ĥ⟩⟨B,D⟩)`` with ``B = HA`` (the rule of
+Mujika et al. 2018, arXiv 1805.10842; the variance follows by expanding the square).
 Terms with a zero factor are dropped (e.g. after a reset). Cost O(S² P) = O(n³).
 
 ``"kf-avg"`` is the mean of ``rank`` independent KF-RTRL copies — the paper's equal-cost

@@ -1,8 +1,8 @@
-"""KF-RTRL's mixing rule (spec section 4), shared by ``kf`` and ``kf-avg``, in the coefficient
-form of the Kronecker-sum pass (:mod:`oknumba.estimators.ok`): the r copies' new large
-factors are ``A'_i = Σ_j X[j, i] W_j`` over the k = r + K rows ``W`` (the propagated copies
-``H A_i`` and the new terms ``D_k``), with only the norms ``‖W_j‖`` needed from the large
-side."""
+"""KF-RTRL's mixing rule (Mujika et al. 2018, arXiv 1805.10842), shared by ``kf`` and
+``kf-avg``, in the coefficient form of the Kronecker-sum pass (:mod:`oknumba.estimators.ok`):
+the r copies' new large factors are ``A'_i = Σ_j X[j, i] W_j`` over the k = r + K rows ``W``
+(the propagated copies ``H A_i`` and the new terms ``D_k``), with only the norms ``‖W_j‖``
+needed from the large side."""
 import numpy as np
 
 from .._jit import kernel

@@ -1,7 +1,7 @@
 """The theorem's mixing rule, one source for every device.
 
-Benzing et al. 2019 (arXiv 1902.03993), section 3, Theorem 1 and the constructions of its
-proof: given the singular values ``σ₁ ≥ … ≥ σ_k`` of a k-term Kronecker sum, how the r output
+Benzing et al. 2019 (arXiv 1902.03993), the theorem on the optimal unbiased rank-r
+approximation of a Kronecker sum and the constructions of its proof: given the singular values ``σ₁ ≥ … ≥ σ_k`` of a k-term Kronecker sum, how the r output
 slots combine the unit singular components. :mod:`oknumba.estimators.reduce` explains the
 construction.
 
@@ -19,7 +19,7 @@ MODE_TRUNCATED = 2   # deterministic top-r (biased)
 
 
 def split_point(sigma, r):
-    """0-based m of Theorem 1: the smallest m0 < r with ``(r − m0) σ[m0] ≤ Σ_{i≥m0} σ_i``
+    """0-based m of the theorem: the smallest m0 < r with ``(r − m0) σ[m0] ≤ Σ_{i≥m0} σ_i``
     (components before m0 are kept exactly)."""
     k = sigma.shape[0]
     tail = 0.0

@@ -1,4 +1,4 @@
-"""The Optimal Kronecker-Sum reduction (spec section 5).
+"""The Optimal Kronecker-Sum reduction (Benzing et al. 2019, arXiv 1902.03993).
 
 Given k Kronecker terms ``C = Σ_i u_i ⊗ A_i`` (``u_i ∈ R^a``, ``A_i ∈ R^{S×P}``), return r < k
 terms ``C'`` with ``E[C'] = C`` and minimal ``E‖C' − C‖_F²``.
@@ -295,7 +295,8 @@ def reduce_coefficients(U, G, r, signs, offset, mode, out_U, X):
 
 @kernel
 def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
-    """Fast reduction used by the OK estimator: same result as :func:`reduce_terms` but the
+    """The Gram-matrix form of :func:`reduce_terms` (a reference for tests; the OK estimator
+    runs the same three stages fused with its product, see below): same result, but the
     large side only enters through its Gram matrix ``A Aᵀ`` and one recombination product.
 
     Thin QR of the small side ``Uᵀ = Q_u R_u`` (exact: if rank(U) ≤ r the output is C up to
@@ -306,8 +307,9 @@ def reduce_terms_gram(U, A, r, signs, offset, mode, out_U, out_A):
     components with ``σ_i² ≤ 0`` after rounding (true σ_i below ~1e-8 σ₁ in float64) are
     dropped. Signs are canonical (``diag(R_u) ≥ 0``; each eigenvector's largest entry
     positive), so another implementation (the GPU path) draws the same estimate from the same
-    signs. ``out_A`` must not overlap ``A``. The OK estimator runs the same three stages
-    (:func:`gram`, :func:`reduce_coefficients`, :func:`combine_rows`) fused with its product.
+    signs. ``out_A`` must not overlap ``A``. The OK estimator runs these three stages
+    (:func:`gram`, :func:`reduce_coefficients`, :func:`combine_rows`) inside its chunked pass
+    (:mod:`oknumba.estimators.ok`), not this function.
     """
     k = U.shape[0]
     G = np.empty((k, k), A.dtype)

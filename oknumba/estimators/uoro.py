@@ -1,7 +1,8 @@
-"""UORO (method ``"uoro"``): unbiased rank-one estimate ``G̃ = s̃ θ̃ᵀ`` (spec section 3).
+"""UORO (method ``"uoro"``): unbiased rank-one estimate ``G̃ = s̃ θ̃ᵀ``.
 
-Per stream and step, with ``s' = H s̃`` (a Jacobian-vector product, never forming H),
-``ν ∈ {±1}^S`` and ``δθ = νᵀ F_t = Σ_k outer(ĥ_k, νᵀ D_k)`` (one vector-Jacobian product):
+Tallec & Ollivier 2017 (arXiv 1702.05043). Per stream and step, with ``s' = H s̃`` (a
+Jacobian-vector product, never forming H), ``ν ∈ {±1}^S`` and
+``δθ = νᵀ F_t = Σ_k outer(ĥ_k, νᵀ D_k)`` (one vector-Jacobian product):
 
     ρ₀ = sqrt((‖θ̃‖ + ε) / (‖s'‖ + ε)),   ρ₁ = sqrt((‖δθ‖ + ε) / (‖ν‖ + ε)),
     s̃ ← ρ₀ s' + ρ₁ ν,                    θ̃ ← θ̃/ρ₀ + δθ/ρ₁

@@ -25,7 +25,7 @@ into ``model.params`` between steps is not lost either.
 """
 import numpy as np
 
-from . import SUPPORTED_CELLS, SUPPORTED_METHODS, cells, estimators, optim, readout, require_gpu
+from . import SUPPORTED_CELLS, cells, estimators, optim, readout, require_gpu
 from ._device import TPB, blocks
 
 cuda = None
@@ -40,8 +40,8 @@ def _load():
 
 
 class GPUBackend:
-    """Device-resident twin of an :class:`~oknumba.OnlineLearner` (methods
-    :data:`~oknumba.gpu.SUPPORTED_METHODS`, cells :data:`~oknumba.gpu.SUPPORTED_CELLS`).
+    """Device-resident twin of an :class:`~oknumba.OnlineLearner` (every method; the cells
+    :data:`~oknumba.gpu.SUPPORTED_CELLS`).
 
     Parameters
     ----------
@@ -53,19 +53,16 @@ class GPUBackend:
     RuntimeError
         Without a usable GPU (or the simulator), saying how to get one.
     NotImplementedError
-        For cells or optimizers without GPU kernels.
+        For a cell without GPU kernels (a user-registered one).
     """
 
     def __init__(self, learner):
         require_gpu()
         _load()
-        if learner.method not in SUPPORTED_METHODS:  # pragma: no cover - every method is
-            raise NotImplementedError(f"device='gpu' supports the methods {list(SUPPORTED_METHODS)}")
         cell = learner.model.cell
         if cell.name not in SUPPORTED_CELLS:
-            raise NotImplementedError(f"device='gpu' supports the cells {list(SUPPORTED_CELLS)}, not {cell.name!r}")
-        if learner._optimizer.name not in ("adam", "sgd"):
-            raise NotImplementedError(f"device='gpu' supports the optimizers adam and sgd, not {learner._optimizer.name!r}")
+            raise NotImplementedError(f"device='gpu' has kernels for the cells {list(SUPPORTED_CELLS)},"
+                                      f" not {cell.name!r} (use device='cpu')")
         self.learner = learner
         self.method = learner.method
         self.cell = cell
