@@ -24,7 +24,6 @@ from ._jit import kernel
 from ._threads import pinned_threads
 from ._validate import check_positive_int
 from .estimators import make_estimator
-from .estimators.bptt import backprop_chunk
 from .methods import method_names
 from .model import RNN, readout_loss_grad
 from .optim import make_optimizer
@@ -99,33 +98,21 @@ class OnlineLearner:
         if threads is not None:
             check_positive_int(threads, "threads")
         cell, dt, B = model.cell, model.dtype, self.batch
-        if method == "tbptt":
-            if truncation is None:
-                raise ValueError("method 'tbptt' needs truncation=k (an integer >= 1)")
-            self.truncation = check_positive_int(truncation, "truncation")
-            if update_every not in (1, self.truncation):
-                raise ValueError("for 'tbptt' the update interval is the truncation; leave update_every=1")
-            self.update_every = self.truncation
-            self._estimator = None
-            k = self.truncation
-            self._window = dict(rows=np.zeros((k, B, cell.n_terms, cell.a), dt),
-                                D=np.zeros((k, B, cell.n_terms, cell.S, cell.P), dt),
-                                H=np.zeros((k, B, cell.S, cell.S), dt),
-                                deltas=np.zeros((k, B, cell.S), dt),
-                                resets=np.zeros((k, B), bool))
-            self._carry = np.zeros((2, B, cell.S), dt)
+        self._estimator = est = make_estimator(method, cell, B, dt, rank=rank, seed=seed,
+                                               truncation=truncation)
+        self.truncation = truncation if est.update_interval is not None else None
+        if est.update_interval is not None:       # the method fixes the update period
+            if update_every not in (1, est.update_interval):
+                raise ValueError(f"for {method!r} the update interval is {est.update_interval}"
+                                 f" (its truncation); leave update_every=1")
+            self.update_every = est.update_interval
         else:
-            if truncation is not None:
-                raise ValueError(f"truncation is only used by method 'tbptt', not {method!r}")
-            self.truncation = None
             self.update_every = check_positive_int(update_every, "update_every")
-            self._estimator = make_estimator(method, cell, B, dt, rank=rank, seed=seed)
         self.rank = rank
         self.seed = seed
         self._optimizer = make_optimizer(optimizer, model.params, lr)
-        # TBPTT keeps H in its window; of the estimators only UORO does without it
-        est = self._estimator
-        self._buf = cell.buffers(B, dt, with_H=est is not None and est.needs_H)
+        # of the estimators only UORO does without H (TBPTT keeps its own in its window)
+        self._buf = cell.buffers(B, dt, with_H=est.needs_H and est.has_influence)
         self._state = model.zero_state(B)
         self._s_new = model.zero_state(B)
         self._delta = np.zeros((B, cell.S), dt)
@@ -166,7 +153,7 @@ class OnlineLearner:
 
     @property
     def estimator(self):
-        """The influence estimator (None for ``"tbptt"``)."""
+        """The method's estimator (:mod:`oknumba.estimators`; for ``"tbptt"`` its window)."""
         return self._host(self._estimator)
 
     def sync(self):
@@ -220,33 +207,21 @@ class OnlineLearner:
                 self.last_grad_norms = norms
                 self.updates += 1
             return self._finish(loss, n_valid)
-        m, cell, b = self.model, self.model.cell, self._buf
+        m, cell = self.model, self.model.cell
         W, V = m._params["W"], m._params["V"]
         s_prev, s = self._state, self._s_new
-        est, grads = self._estimator, self._grads
+        est, grads, aux = self._estimator, self._grads, self._buf["aux"]
         if reset is not None and reset.any():
             s_prev[reset] = 0.0
-            if est is not None:
-                est.reset(reset)
-        slot = 0
-        if self.method == "tbptt":
-            w, slot = self._window, self.steps % self.truncation
-            rows, D, H = w["rows"][slot], w["D"][slot], w["H"][slot]
-            w["resets"][slot] = False if reset is None else reset
-        else:
-            rows, D, H = b["rows"], b["D"], b["H"]
-        cell.step(W, x, s_prev, s, rows, b["aux"], D, H, H.size > 0)
-        delta = self._window["deltas"][slot] if self.method == "tbptt" else self._delta
+            est.reset(reset)
+        rows, D, H, delta = est.cell_buffers(self._buf, self._delta, self.steps)
+        cell.step(W, x, s_prev, s, rows, aux, D, H, H.size > 0)
         loss = readout_loss_grad(V, s, y, cell.n, grads["V"], delta)
-        if est is not None:
-            est.step(W, s_prev, s, rows, b["aux"], D, H, delta, grads["W"])
+        est.step(W, s_prev, s, rows, aux, D, H, delta, grads["W"])
         self._state, self._s_new = s, s_prev
         self.steps += 1
         if self.steps % self.update_every == 0:
-            if self.method == "tbptt":
-                w = self._window
-                backprop_chunk(w["rows"], w["D"], w["H"], w["deltas"], w["resets"],
-                               grads["W"], self._carry[0], self._carry[1])
+            est.before_update(grads["W"])
             self.last_grad_norms = self._optimizer.update(m._params, grads, self._grad_scale,
                                                           self.clip)
             self.updates += 1
@@ -276,11 +251,8 @@ class OnlineLearner:
         opt = self._optimizer.state_dict()
         meta["optimizer_t"] = opt.pop("t")
         arrays.update({f"optimizer.{k}": v for k, v in opt.items()})
-        if self._estimator is not None:
-            est = self._estimator.state_dict()
-            arrays.update({f"estimator.{k}": v for k, v in est.items()})
-        else:
-            arrays.update({f"window.{k}": v for k, v in self._window.items()})
+        est = self._estimator.state_dict()
+        arrays.update({f"estimator.{k}": v for k, v in est.items()})
         return {k: np.array(v, copy=True) for k, v in arrays.items()}, meta
 
     def load_state_dict(self, arrays, meta):
@@ -308,11 +280,10 @@ class OnlineLearner:
         opt = {k[len("optimizer."):]: v for k, v in arrays.items() if k.startswith("optimizer.")}
         opt["t"] = meta["optimizer_t"]
         self._optimizer.load_state_dict(opt)
-        if self._estimator is not None:
-            est = {k[len("estimator."):]: v for k, v in arrays.items() if k.startswith("estimator.")}
-            self._estimator.load_state_dict(est)
-        else:
-            put("window", self._window)
+        # version-1 checkpoints kept TBPTT's window under "window."
+        est = {k.split(".", 1)[1]: v for k, v in arrays.items()
+               if k.startswith("estimator.") or k.startswith("window.")}
+        self._estimator.load_state_dict(est)
         self.steps = int(meta["steps"])
         self.updates = int(meta["updates"])
         if self._gpu is not None:

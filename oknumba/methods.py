@@ -32,9 +32,9 @@ class MethodInfo:
         The estimate is random (one unbiased sample, unless ``biased``).
     biased : bool
         The estimate's expectation is not the exact gradient.
-    estimator : type or None
-        The online estimator class (:mod:`oknumba.estimators`); None for TBPTT, which the
-        learner runs over its window.
+    estimator : type
+        The estimator class (:mod:`oknumba.estimators`) the learner runs; TBPTT's is a
+        windowed one (``has_influence`` False).
     product_columns : callable ``(params, a, P) -> int or None``
         Columns of the dominant product ``H (S×S) @ X (S×cols)`` per stream, None if the
         method has none.
@@ -83,9 +83,11 @@ def method_info(name):
 
 
 def method_names(online_only=False):
-    """Registered method names (``online_only``: those with an estimator class)."""
+    """Registered method names (``online_only``: those keeping an influence estimate, i.e.
+    all but the windowed TBPTT)."""
     _ensure_registered()
-    return [m for m, info in METHODS.items() if info.estimator is not None or not online_only]
+    return [m for m, info in METHODS.items()
+            if not online_only or (info.estimator is not None and info.estimator.has_influence)]
 
 
 def spec_forms():

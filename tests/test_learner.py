@@ -235,3 +235,37 @@ def test_bad_step_inputs_raise():
     assert L.steps == 0  # nothing was consumed by the refused steps
     L.step(x, np.array([-1, -1]))  # no targets at all is fine
     assert L.steps == 1
+
+
+def test_checkpoint_versions(tmp_path):
+    """Version 2 is written; a version-1 file (the same arrays) loads; an unknown version is
+    refused with the versions that load."""
+    import zipfile
+
+    from oknumba import checkpoint
+
+    model = oknumba.RNN("rhn", 3, 4, 3, seed=0)
+    learner = OnlineLearner(model, "ok", rank=2, batch=2)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        learner.step(rng.normal(size=(2, 3)), rng.integers(0, 3, size=2))
+    path = tmp_path / "ck.npz"
+    checkpoint.save_checkpoint(path, learner)
+
+    def rewrite_version(version):
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+        doc = json.loads(arrays["__meta__"].tobytes().decode())
+        assert doc["version"] == checkpoint.VERSION == 2
+        doc["version"] = version
+        arrays["__meta__"] = np.frombuffer(json.dumps(doc).encode(), np.uint8)
+        out = tmp_path / f"v{version}.npz"
+        np.savez(out, **arrays)
+        assert zipfile.is_zipfile(out)
+        return out
+
+    fresh = OnlineLearner(oknumba.RNN("rhn", 3, 4, 3, seed=0), "ok", rank=2, batch=2)
+    checkpoint.load_checkpoint(rewrite_version(1), fresh)
+    assert np.array_equal(fresh.estimator.dense(), learner.estimator.dense())
+    with pytest.raises(ValueError, match=r"version 3.*loads versions \[1, 2\]"):
+        checkpoint.load_checkpoint(rewrite_version(3), fresh)

@@ -15,6 +15,12 @@ arXiv 1805.10842). The calls, in the order a step makes them:
   as few kernel calls as the method allows (the learner's hot path);
 * ``dense()`` — ``G̃`` as a dense (B, S, a, P) array (tests and noise studies, small sizes).
 
+Two hooks let a *windowed* method (TBPTT, :class:`~oknumba.estimators.bptt.TruncatedBPTT`)
+use the same interface: ``cell_buffers(buffers, delta, step)`` returns the arrays the cell
+and the readout write this step (the learner's own by default, a window slot for TBPTT),
+and ``before_update(dW)`` runs before each optimizer update (TBPTT backpropagates its window
+there). ``update_interval`` is the update period the method imposes (None: any).
+
 ``state_dict()`` / ``load_state_dict()`` return and take every array and random state
 needed to continue bit-identically (checkpoints).
 """
@@ -30,6 +36,10 @@ class Estimator:
     needs_H = True
     #: whether the estimate is random (one unbiased sample of the exact influence)
     stochastic = False
+    #: whether the method keeps an influence estimate (``dense()``; TBPTT does not)
+    has_influence = True
+    #: the steps between optimizer updates the method imposes (None: any ``update_every``)
+    update_interval = None
 
     def __init__(self, cell, batch, dtype):
         self.cell = cell
@@ -48,6 +58,14 @@ class Estimator:
     def step(self, W, s_prev, s, rows, aux, D, H, delta, dW):
         self.update(W, s_prev, s, rows, aux, D, H)
         self.add_gradient(delta, dW)
+
+    def cell_buffers(self, buffers, delta, step):
+        """``(rows, D, H, delta)`` the cell and readout write at ``step``: by default the
+        learner's ``buffers`` and ``delta``."""
+        return buffers["rows"], buffers["D"], buffers["H"], delta
+
+    def before_update(self, dW):
+        """Called before each optimizer update (nothing to do for influence estimators)."""
 
     def dense(self):
         raise NotImplementedError

@@ -9,12 +9,18 @@ TBPTT with truncation k splits the sequence into chunks ``[0, k), [k, 2k), …``
 carried across chunks but no gradient flows across a chunk boundary (this is the paper's
 TBPTT baseline, where the online learner updates every k steps). With ``k ≥ T`` it equals
 BPTT.
+
+Online, :class:`TruncatedBPTT` (method ``"tbptt"``) is a *windowed* estimator behind the
+interface of :mod:`oknumba.estimators.base`: it keeps the last k steps' ĥ_k, D_k, H, δ and
+reset flags and, before every k-th update, backpropagates through them.
 """
 import numpy as np
 
 from .._jit import kernel
+from .._validate import check_positive_int
 from ..model import readout_loss_grad
 from ._kernels import add_outer_rows_D
+from .base import Estimator
 
 
 @kernel(fastmath=True)
@@ -79,3 +85,63 @@ def bptt_grad(model, W, V, xs, ys, resets, truncation=None):
         t1 = min(t0 + k, T)
         backprop_chunk(rows[t0:t1], D[t0:t1], H[t0:t1], deltas[t0:t1], resets[t0:t1], dW, g, carry)
     return loss, dW, dV
+
+
+class TruncatedBPTT(Estimator):
+    """TBPTT(k) (method ``"tbptt"``): the gradient of the last k steps' losses backpropagated
+    within those k steps, applied every k steps (``update_interval = k``).
+
+    The window ``rows`` (k,B,K,a), ``D`` (k,B,K,S,P), ``H`` (k,B,S,S), ``deltas`` (k,B,S),
+    ``resets`` (k,B) holds one slot per step of the current chunk; the cell and the readout
+    write the step's slot directly (:meth:`cell_buffers`). No influence is kept
+    (``has_influence`` is False): the gradient exists only at the end of a window.
+    """
+
+    method = "tbptt"
+    has_influence = False
+
+    def __init__(self, cell, batch, dtype, truncation=None):
+        super().__init__(cell, batch, dtype)
+        if truncation is None:
+            raise ValueError("method 'tbptt' needs truncation=k (an integer >= 1)")
+        k = self.truncation = check_positive_int(truncation, "truncation")
+        self.update_interval = k
+        B, dt = batch, self.dtype
+        self.window = dict(rows=np.zeros((k, B, cell.n_terms, cell.a), dt),
+                           D=np.zeros((k, B, cell.n_terms, cell.S, cell.P), dt),
+                           H=np.zeros((k, B, cell.S, cell.S), dt),
+                           deltas=np.zeros((k, B, cell.S), dt),
+                           resets=np.zeros((k, B), bool))
+        self._carry = np.zeros((2, B, cell.S), dt)
+        self._pending_reset = None
+
+    def reset(self, mask):
+        self._pending_reset = mask        # recorded in the step's slot by cell_buffers
+
+    def cell_buffers(self, buffers, delta, step):
+        """The window slot of this step (``step mod k``), with its reset flags recorded."""
+        w, slot = self.window, step % self.truncation
+        w["resets"][slot] = False if self._pending_reset is None else self._pending_reset
+        self._pending_reset = None
+        return w["rows"][slot], w["D"][slot], w["H"][slot], w["deltas"][slot]
+
+    def update(self, W, s_prev, s, rows, aux, D, H):
+        pass                              # the step's quantities are already in the window
+
+    def add_gradient(self, delta, dW):
+        pass                              # the gradient is formed once per window
+
+    def step(self, W, s_prev, s, rows, aux, D, H, delta, dW):
+        pass
+
+    def before_update(self, dW):
+        """``dW +=`` the window's backpropagated gradient (:func:`backprop_chunk`)."""
+        w = self.window
+        backprop_chunk(w["rows"], w["D"], w["H"], w["deltas"], w["resets"], dW,
+                       self._carry[0], self._carry[1])
+
+    def dense(self):
+        raise NotImplementedError("tbptt keeps no influence estimate (it backpropagates its window)")
+
+    def _arrays(self):
+        return self.window

@@ -234,8 +234,8 @@ class UORODevice(DeviceEstimator):
 
 
 class TBPTTDevice(DeviceEstimator):
-    """TBPTT(k): the learner's window on the device; the backward pass every k steps
-    (:mod:`oknumba.gpu.bptt`)."""
+    """TBPTT(k): the window of :class:`~oknumba.estimators.bptt.TruncatedBPTT` on the device;
+    the backward pass every k steps (:mod:`oknumba.gpu.bptt`)."""
 
     def __init__(self, backend):
         self.bk = backend
@@ -248,14 +248,14 @@ class TBPTTDevice(DeviceEstimator):
         self.v = _zeros(B, cell.n_terms, cell.P, dtype=self.dt)
 
     def upload(self):
-        w, c = self.bk.learner._window, _cuda()
+        w, c = self.bk.learner._estimator.window, _cuda()
         self.w_rows, self.w_H = c.to_device(w["rows"]), c.to_device(w["H"])
         self.w_Dt = c.to_device(np.ascontiguousarray(w["D"].transpose(0, 1, 2, 4, 3)))
         self.w_deltas = c.to_device(w["deltas"])
         self.w_resets = c.to_device(w["resets"].astype(np.uint8))
 
     def download(self):
-        w = self.bk.learner._window
+        w = self.bk.learner._estimator.window
         w["rows"][...] = self.w_rows.copy_to_host()
         w["H"][...] = self.w_H.copy_to_host()
         w["D"][...] = self.w_Dt.copy_to_host().transpose(0, 1, 2, 4, 3)
