@@ -1,4 +1,4 @@
-"""String memorisation ("copy") task with the curriculum of the OK paper (spec section 6).
+"""String memorisation ("copy") task and curriculum of Benzing et al. 2019 (arXiv 1902.03993).
 
 Alphabet (``n_symbols = 4``): ``0``, ``1`` are bits, ``2`` is the start marker, ``3`` the
 blank. For a length parameter ``T`` one sequence has ``2T + 2`` steps::
@@ -94,7 +94,7 @@ def copy_sequence(bits):
 class CopyCurriculum:
     """The copy-task curriculum: a level ``T̄`` driven by a running average of the loss.
 
-    Rules (spec section 6)::
+    Rules (as in the code released with the OK paper)::
 
         update(ce):         avg ← decay·avg + (1 − decay)·ce
         maybe_advance():    if avg < threshold: level ← level + 1, avg ← reset_avg
