@@ -14,6 +14,8 @@ import zipfile
 
 import numpy as np
 
+from ._io import atomic_write
+
 FORMAT = "oknumba-checkpoint"
 #: the version written. 2: Kronecker estimators store their rows ``W`` and coefficients ``X``
 VERSION = 2
@@ -37,12 +39,7 @@ def save_checkpoint(path, learner, extra=None):
     doc = {"format": FORMAT, "version": VERSION, "learner": meta, "extra": extra or {},
            "sha256": _digest(arrays)}
     payload = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez(f, __meta__=payload, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.savez(f, __meta__=payload, **arrays), binary=True, durable=True)
 
 
 def load_checkpoint(path, learner):

@@ -26,6 +26,7 @@ from ._argtypes import nonneg_int as _nonneg_int
 from ._argtypes import positive_float as _positive_float
 from ._argtypes import positive_int as _positive_int
 from .cells import CELLS
+from .tasks import TASKS
 from .learner import LEARNER_METHODS
 
 _DESCRIPTION = ("Online training of recurrent networks with RTRL and the Optimal Kronecker-Sum approximation"
@@ -76,17 +77,9 @@ def _add_train_options(p, task):
                    help=f"training steps, one character/symbol per stream each (default: {dflt('steps')});"
                         " with --resume: the new total (to extend a run)")
     g.add_argument("--seed", type=_nonneg_int, help=f"seed of initialisation, estimator and task (default: {dflt('seed')})")
-    if task == "charlm":
-        g = p.add_argument_group("data and evaluation")
-        g.add_argument("--train", metavar="PATH", help="training text: plain UTF-8, Mikolov's ptb.char.*.txt or"
-                                                     " an .npy of ids, optionally .gz (required for a new run; no default)")
-        g.add_argument("--valid", metavar="PATH", help="evaluation text, same formats (required for a new run; no default)")
-        g.add_argument("--reset-every", type=_positive_int,
-                       help=f"reset state and influence every N training steps (default: {dflt('reset_every')})")
-        g.add_argument("--eval-every", type=_positive_int,
-                       help=f"evaluate valid bits/char every N steps and at the end (default: {dflt('eval_every')})")
-        g.add_argument("--eval-chars", type=_positive_int,
-                       help="evaluate on the first N characters only, for speed (default: the whole valid text)")
+    task_cls = TASKS[task]
+    if any(k not in runner.COMMON_DEFAULTS for k in task_cls.defaults):
+        task_cls.add_arguments(p.add_argument_group(f"{task} task"), dflt)
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR",
                    help=f"output folder (default: runs/{task}-<method><rank>-<YYYYmmdd-HHMMSS>)")
@@ -115,20 +108,13 @@ def build_parser():
     p.add_argument("--version", action="version", version=f"oknumba {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="online training on the copy task or a character-level corpus",
+    t = sub.add_parser("train", help=f"online training on a task ({', '.join(TASKS)})",
                        description="Online training (one parameter update per step) with RTRL or an"
                                    " approximation. Writes config.json, metrics.jsonl, summary.json,"
                                    " params.npz and checkpoint.npz to the output folder.")
     tsub = t.add_subparsers(dest="task", required=True, metavar="TASK")
-    c = tsub.add_parser("copy", help="string memorisation with the paper's curriculum; prints the level reached",
-                        description="Train on the copy (string memorisation) task with the paper's curriculum"
-                                    " and print the level reached. The defaults learn visibly in about a"
-                                    " minute on two cores.")
-    _add_train_options(c, "copy")
-    lm = tsub.add_parser("charlm", help="next-character prediction; prints validation bits/char",
-                         description="Train a character-level language model; evaluate bits/char on the"
-                                     " validation text carrying the state through it without resets.")
-    _add_train_options(lm, "charlm")
+    for name, task_cls in TASKS.items():      # every registered task (oknumba.tasks)
+        _add_train_options(tsub.add_parser(name, help=task_cls.help, description=task_cls.description), name)
 
     n = sub.add_parser("noise", help="approximation noise of the online estimators against exact RTRL",
                        description="Measure E||G~ - G||^2/||G||^2 (influence and loss gradient) and the gradient"
@@ -270,9 +256,10 @@ class TerminalProgress(runner.Progress):
 # ------------------------------------------------------------------------------------------------
 # commands
 # ------------------------------------------------------------------------------------------------
-_TRAIN_KEYS = ("cell", "hidden", "method", "rank", "truncation", "dtype", "batch", "lr", "optimizer", "clip",
-               "steps", "seed", "threads", "device", "log_every", "checkpoint_every", "train", "valid", "reset_every",
-               "eval_every", "eval_chars")
+def _train_keys(task):
+    """The config keys ``oknumba train TASK`` takes from the command line."""
+    return [k for k in runner.DEFAULTS[task] if k != "task"]
+
 
 
 def _err(msg):
@@ -280,7 +267,7 @@ def _err(msg):
 
 
 def cmd_train(args):
-    given = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k, None) is not None}
+    given = {k: getattr(args, k) for k in _train_keys(args.task) if getattr(args, k, None) is not None}
     out = args.resume or args.out or "?"
     clip_none = given.get("clip") == "none"
     if clip_none:
@@ -319,13 +306,7 @@ def cmd_train(args):
         print(f"\ninterrupted by {e.signame} at step {e.step} of {e.total}; checkpoint saved to {e.checkpoint}\n"
               f"continue with: {cmd}", file=sys.stderr)
         return e.exit_code
-    where = f"results in {out}"
-    t = summary["wall_seconds"]
-    if summary["task"] == "copy":
-        print(f"copy task: level reached {summary['level']} after {summary['steps']} steps ({t:.1f} s); {where}")
-    else:
-        print(f"charlm: validation {summary['valid_bpc']:.4f} bits/char after {summary['steps']} steps"
-              f" ({t:.1f} s); {where}")
+    print(f"{TASKS[summary['task']].result_line(summary)}; results in {out}")
     return 0
 
 

@@ -3,10 +3,16 @@ optional extra ``oknumba[plot]``); nothing else in the package imports this modu
 import json
 import os
 
-from .runner import CONFIG_FILE, METRICS_FILE, read_metrics
+from .run_folder import CONFIG_FILE, METRICS_FILE, read_metrics
+from .tasks import TASKS
 
-#: Metric plotted by ``metric="auto"`` for each task.
-AUTO_METRIC = {"copy": "level", "charlm": "valid_bpc"}
+
+def auto_metric(task):
+    """The metric ``metric="auto"`` plots for a task: its headline metric (the first of its
+    ``metrics``), else the training loss."""
+    cls = TASKS.get(task)
+    return cls.metrics[0] if cls is not None and cls.metrics else "loss_bits"
+
 _AXIS_LABELS = {"level": "length reached (level T̄)", "avg": "running avg CE (bits)",
                 "loss_bits": "train loss (bits/step)", "train_bpc": "train bits/char",
                 "valid_bpc": "valid bits/char", "steps_per_s": "steps/s", "step": "step",
@@ -67,7 +73,7 @@ def plot_runs(dirs, out, metric="auto", x="step", title=None):
     runs = [_load(d) for d in dirs]
     cfgs = [c for c, _ in runs]
     if metric == "auto":
-        found = {AUTO_METRIC.get(c.get("task"), "loss_bits") for c in cfgs}
+        found = {auto_metric(c.get("task")) for c in cfgs}
         if len(found) > 1:
             raise PlotError(f"the runs are of different tasks; pass --metric (one of {sorted(found)} or loss_bits)")
         metric = found.pop()

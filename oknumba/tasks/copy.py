@@ -33,8 +33,9 @@ import numbers
 import numpy as np
 
 from .._validate import check_positive_int
+from .base import TrainingTask
 
-__all__ = ["START", "BLANK", "N_SYMBOLS", "copy_sequence", "CopyCurriculum", "CopyTask"]
+__all__ = ["START", "BLANK", "N_SYMBOLS", "copy_sequence", "CopyCurriculum", "CopyTask", "CopyTraining"]
 
 #: Symbol ids of the copy-task alphabet.
 START = 2
@@ -364,3 +365,53 @@ class CopyTask:
 
     def __repr__(self):
         return f"CopyTask(batch={self.batch}, seed={self.seed}, level={self.level}, avg={self.avg:.4g})"
+
+
+class CopyTraining(TrainingTask):
+    """``oknumba train copy``: :class:`CopyTask` behind the task protocol
+    (:mod:`oknumba.tasks.base`); metrics ``level`` (the curriculum's T̄) and ``avg``."""
+
+    name = "copy"
+    help = "string memorisation with the paper's curriculum; prints the level reached"
+    description = ("Train on the copy (string memorisation) task with the paper's curriculum"
+                   " and print the level reached. The defaults learn visibly in about a"
+                   " minute on two cores.")
+    #: a small RHN that visibly learns in about a minute on two cores (measured level 12–13
+    #: after 50k steps at ≈ 1.2 ms/step); lr 3e-3 instead of the paper's 10^-3.5, which
+    #: reaches only level 4 in 30k steps at this size
+    defaults = dict(hidden=32, rank=8, batch=8, lr=3e-3, steps=50000)
+    metrics = ("level", "avg")
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.source = CopyTask(cfg["batch"], seed=cfg["seed"])
+        self.n_in = self.n_out = CopyTask.n_symbols
+
+    def next(self):
+        return self.source.next()
+
+    def observe(self, loss_bits):
+        self.source.report(loss_bits)
+
+    def _metrics(self):
+        return {"level": int(self.source.level), "avg": float(self.source.avg)}
+
+    def live_info(self, mean_loss_bits):
+        return self._metrics()
+
+    def record(self, loss_bits, evaluation):
+        return self._metrics()
+
+    def summary(self, last_evaluation):
+        return self._metrics()
+
+    def state_dict(self):
+        return self.source.state_dict()
+
+    def load_state_dict(self, state):
+        self.source.load_state_dict(state)
+
+    @classmethod
+    def result_line(cls, summary):
+        return (f"copy task: level reached {summary['level']} after {summary['steps']} steps"
+                f" ({summary['wall_seconds']:.1f} s)")
