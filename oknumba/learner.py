@@ -17,6 +17,7 @@ k steps' losses backpropagated within that window — the paper's baseline.
 """
 import math
 import numbers
+import types
 
 import numpy as np
 
@@ -155,6 +156,19 @@ class OnlineLearner:
     def estimator(self):
         """The method's estimator (:mod:`oknumba.estimators`; for ``"tbptt"`` its window)."""
         return self._host(self._estimator)
+
+    def host_copies(self):
+        """The host objects themselves — ``params``, ``grads``, ``optimizer``, ``state``,
+        ``estimator`` — *without* bringing a device's values back first: for device backends,
+        which fill them (``to_host``) and read them (``from_host``)."""
+        return types.SimpleNamespace(params=self.model._params, grads=self._grads,
+                                     optimizer=self._optimizer, state=self._state,
+                                     estimator=self._estimator)
+
+    @property
+    def grad_scale(self):
+        """The factor ``1/B`` applied to the summed per-stream gradients before an update."""
+        return self._grad_scale
 
     def sync(self):
         """Bring a GPU-resident run's values into the host arrays now (reads do it by

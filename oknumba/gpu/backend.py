@@ -93,37 +93,37 @@ class GPUBackend:
     def from_host(self):
         """Upload the learner's host state (parameters, gradients, optimizer moments, state,
         estimator arrays and random states) — at construction and after ``load_state_dict``."""
-        ln = self.learner
-        p, g = ln.model._params, ln._grads
+        host = self.learner.host_copies()
+        p, g = host.params, host.grads
         self.d_W = cuda.to_device(p["W"])
         self.d_V = cuda.to_device(p["V"])
         self.d_gW = cuda.to_device(g["W"])
         self.d_gV = cuda.to_device(g["V"])
-        opt = ln._optimizer
+        opt = host.optimizer
         if opt.name == "adam":
             self.d_mW, self.d_vW = cuda.to_device(opt.m["W"]), cuda.to_device(opt.v["W"])
             self.d_mV, self.d_vV = cuda.to_device(opt.m["V"]), cuda.to_device(opt.v["V"])
-        self.d_s_prev = cuda.to_device(np.ascontiguousarray(ln._state))
-        self.d_s = cuda.to_device(np.zeros_like(ln._state))
+        self.d_s_prev = cuda.to_device(np.ascontiguousarray(host.state))
+        self.d_s = cuda.to_device(np.zeros_like(host.state))
         self.est.upload()
         self.host_stale = self.device_stale = False
 
     def to_host(self):
         """Copy the device state back into the learner's host objects (``model.params``,
         ``grads``, optimizer moments, ``state``, estimator arrays and random states)."""
-        ln = self.learner
-        p, g = ln.model._params, ln._grads
+        host = self.learner.host_copies()
+        p, g = host.params, host.grads
         self.d_W.copy_to_host(p["W"])
         self.d_V.copy_to_host(p["V"])
         self.d_gW.copy_to_host(g["W"])
         self.d_gV.copy_to_host(g["V"])
-        opt = ln._optimizer
+        opt = host.optimizer
         if opt.name == "adam":
             self.d_mW.copy_to_host(opt.m["W"])
             self.d_vW.copy_to_host(opt.v["W"])
             self.d_mV.copy_to_host(opt.m["V"])
             self.d_vV.copy_to_host(opt.v["V"])
-        ln._state[...] = self.d_s_prev.copy_to_host()
+        host.state[...] = self.d_s_prev.copy_to_host()
         self.est.download()
         self.host_stale = False
 
@@ -177,11 +177,11 @@ class GPUBackend:
     # ------------------------------------------------------------------------------
     def _update(self):
         ln, k, B = self.learner, self._optim, self.B
-        opt = ln._optimizer
+        opt = ln.host_copies().optimizer
         nW, nV = self.d_W.size, self.d_V.size
         W, V = self.d_W.reshape(nW), self.d_V.reshape(nV)
         gW, gV = self.d_gW.reshape(nW), self.d_gV.reshape(nV)
-        scale = float(ln._grad_scale)
+        scale = float(ln.grad_scale)
         max_norm = -1.0 if ln.clip is None else float(ln.clip)
         k.grad_norms[1, TPB](gW, gV, scale, self.d_scalars, B)
         if opt.name == "adam":

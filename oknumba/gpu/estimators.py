@@ -81,7 +81,7 @@ class KroneckerDevice(DeviceEstimator):
     (:mod:`oknumba.gpu.kronecker`)."""
 
     def __init__(self, backend):
-        est = backend.learner._estimator
+        est = backend.learner.host_copies().estimator
         cell, B, dt = backend.cell, backend.B, backend.dtype
         self.r = r = est.rank
         self.k = k = r + cell.n_terms
@@ -118,7 +118,7 @@ class KroneckerDevice(DeviceEstimator):
         return True
 
     def upload(self):
-        st = self.bk.learner._estimator.state_dict()
+        st = self.bk.learner.host_copies().estimator.state_dict()
         c = _cuda()
         self.us, self.X = c.to_device(st["us"]), c.to_device(st["X"])
         self.W = c.to_device(np.ascontiguousarray(st["W"]))       # (B, k, P, S)
@@ -127,7 +127,7 @@ class KroneckerDevice(DeviceEstimator):
         self.W3 = self.W.reshape(self.bk.B, self.k, self.L)
 
     def download(self):
-        est = self.bk.learner._estimator
+        est = self.bk.learner.host_copies().estimator
         est.load_state_dict({"us": self.us.copy_to_host(), "X": self.X.copy_to_host(),
                              "W": self.W.copy_to_host(), "rng_state": self.rng.copy_to_host()})
 
@@ -173,10 +173,10 @@ class RTRLDevice(DeviceEstimator):
         self.G_next = _zeros(backend.B, cell.S, cell.a * cell.P, dtype=self.dt)
 
     def upload(self):
-        self.G = _cuda().to_device(self.bk.learner._estimator.G)
+        self.G = _cuda().to_device(self.bk.learner.host_copies().estimator.G)
 
     def download(self):
-        self.bk.learner._estimator.G[...] = self.G.copy_to_host()
+        self.bk.learner.host_copies().estimator.G[...] = self.G.copy_to_host()
 
     def reset(self, d_mask):
         self.zero(self.G, d_mask)
@@ -208,12 +208,12 @@ class UORODevice(DeviceEstimator):
         self.jvp_scratch = _cuda().to_device(np.zeros(cells.scratch_shapes(cell, B)[1], dt))
 
     def upload(self):
-        est, c = self.bk.learner._estimator, _cuda()
+        est, c = self.bk.learner.host_copies().estimator, _cuda()
         self.s_tilde, self.theta = c.to_device(est.s_tilde), c.to_device(est.theta)
         self.rng = c.to_device(est.rng_state)
 
     def download(self):
-        est = self.bk.learner._estimator
+        est = self.bk.learner.host_copies().estimator
         est.load_state_dict({"s_tilde": self.s_tilde.copy_to_host(),
                              "theta": self.theta.copy_to_host(),
                              "rng_state": self.rng.copy_to_host()})
@@ -248,14 +248,14 @@ class TBPTTDevice(DeviceEstimator):
         self.v = _zeros(B, cell.n_terms, cell.P, dtype=self.dt)
 
     def upload(self):
-        w, c = self.bk.learner._estimator.window, _cuda()
+        w, c = self.bk.learner.host_copies().estimator.window, _cuda()
         self.w_rows, self.w_H = c.to_device(w["rows"]), c.to_device(w["H"])
         self.w_Dt = c.to_device(np.ascontiguousarray(w["D"].transpose(0, 1, 2, 4, 3)))
         self.w_deltas = c.to_device(w["deltas"])
         self.w_resets = c.to_device(w["resets"].astype(np.uint8))
 
     def download(self):
-        w = self.bk.learner._estimator.window
+        w = self.bk.learner.host_copies().estimator.window
         w["rows"][...] = self.w_rows.copy_to_host()
         w["H"][...] = self.w_H.copy_to_host()
         w["D"][...] = self.w_Dt.copy_to_host().transpose(0, 1, 2, 4, 3)
