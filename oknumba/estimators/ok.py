@@ -2,8 +2,8 @@
 
 Per stream the influence is ``G̃ = Σ_{i=1}^r u_i ⊗ A_i``. The small factors are stored as
 ``us`` (B, r, a); the large ones **implicitly**, as ``A_i = Σ_j X[j, i] W_j`` — k = r + K
-rows ``W_j`` (S×P, stored transposed) and the coefficients ``X`` (B, k, r) of the last
-reduction. Keeping the recombination deferred lets one pass over the rows do everything that
+rows ``W_j`` (S×P, stored transposed: the attribute ``term_rows``, not the model's parameter
+``W``) and the coefficients ``X`` (B, k, r) of the last reduction. Keeping the recombination deferred lets one pass over the rows do everything that
 touches the large side, chunk by chunk (a chunk is c rows of every ``W_jᵀ`` (P, S), sized to
 stay in the core's L2 cache):
 
@@ -105,7 +105,7 @@ KIND_KF = 1   # KF-RTRL mixing of every copy (kf, kf-avg)
 
 
 @kernel
-def kron_stream_update(b, kind, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode,
+def kron_stream_update(b, kind, H, Wr, X, us, rows, D, us_work, gram, Atc, v, rng_state, mode,
                        delta, with_gradient, chunk):
     """Advance stream b by one step (module docstring): the chunked pass over its rows, then
     the OK reduction or the KF mixing with random draws from ``rng_state[b]``; with
@@ -114,40 +114,40 @@ def kron_stream_update(b, kind, H, W, X, us, rows, D, us_work, G, Atc, v, rng_st
     K = rows.shape[1]
     S = H.shape[1]
     P = D.shape[3]
-    Xb, Gb = X[b], G[b]
+    Xb, gram_b = X[b], gram[b]
     Hb_T = H[b].T
-    Gb[:, :] = 0.0
+    gram_b[:, :] = 0.0
     for p0 in range(0, P, chunk):
         p1 = min(P, p0 + chunk)
         cc = p1 - p0
-        blk = chunk_view(W[b], k, S, p0, p1)
+        blk = chunk_view(Wr[b], k, S, p0, p1)
         At_c = Atc[b, :r * cc * S].reshape(r, cc * S)
         combine_rows(Xb, blk, At_c)
         np.dot(At_c.reshape(r * cc, S), Hb_T, blk[:r].reshape(r * cc, S))
         for kk in range(K):
             transpose_columns(D[b, kk], p0, p1, blk[r + kk])
         if kind == KIND_OK:
-            gram_lower_accumulate(blk, Gb)
+            gram_lower_accumulate(blk, gram_b)
         else:
-            row_norms_accumulate(blk, Gb)
+            row_norms_accumulate(blk, gram_b)
         if with_gradient:
             project_rows(blk.reshape(k * cc, S), delta[b], v[b], p0, cc)
     us_work[b, :r] = us[b]
     us_work[b, r:] = rows[b]
     if kind == KIND_OK:
-        mirror_lower(Gb)
+        mirror_lower(gram_b)
         signs = np.empty(k, us.dtype)
         for i in range(k):
             signs[i] = rademacher(rng_state, b)
         offset = uniform(rng_state, b)
-        reduce_coefficients(us_work[b], Gb, r, signs, offset, mode, us[b], Xb)
+        reduce_coefficients(us_work[b], gram_b, r, signs, offset, mode, us[b], Xb)
     else:
         # only sign products matter: the first sign of each copy stays +1
         signs2 = np.ones((r, K + 1), us.dtype)
         for i in range(r):
             for kk in range(1, K + 1):
                 signs2[i, kk] = rademacher(rng_state, b)
-        kf_coefficients(us_work[b], Gb, r, signs2, us[b], Xb)
+        kf_coefficients(us_work[b], gram_b, r, signs2, us[b], Xb)
 
 
 @kernel(fastmath=True)
@@ -172,7 +172,7 @@ def add_projected_gradient(X_b, v_b, us_b, proj_b, scale, dW):
 
 
 @kernel
-def add_stored_gradient(W, X, us, delta, scale, dW, v, proj, chunk):
+def add_stored_gradient(Wr, X, us, delta, scale, dW, v, proj, chunk):
     """``dW += scale · Σ_b δ_bᵀ G̃_b`` for the current estimate (no update): the projections
     ``W_jᵀ δ_b`` chunk by chunk, then :func:`add_projected_gradient`."""
     B, k, P = v.shape
@@ -180,42 +180,42 @@ def add_stored_gradient(W, X, us, delta, scale, dW, v, proj, chunk):
     for b in range(B):
         for p0 in range(0, P, chunk):
             p1 = min(P, p0 + chunk)
-            blk = chunk_view(W[b], k, S, p0, p1)
+            blk = chunk_view(Wr[b], k, S, p0, p1)
             project_rows(blk.reshape(k * (p1 - p0), S), delta[b], v[b], p0, p1 - p0)
         add_projected_gradient(X[b], v[b], us[b], proj[b], scale, dW)
 
 
 @kernel
-def kron_step(kind, H, W, X, us, rows, D, us_work, G, Atc, v, proj, rng_state, mode, delta,
+def kron_step(kind, H, Wr, X, us, rows, D, us_work, gram, Atc, v, proj, rng_state, mode, delta,
               scale, dW, with_gradient, chunk):
     """All streams in turn: :func:`kron_stream_update`, then (optionally) the gradient
     ``dW += scale · δ_bᵀ G̃_b`` of the updated estimate (through ``proj[b] = Xᵀ v[b]``)."""
-    for b in range(W.shape[0]):
-        kron_stream_update(b, kind, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode,
+    for b in range(Wr.shape[0]):
+        kron_stream_update(b, kind, H, Wr, X, us, rows, D, us_work, gram, Atc, v, rng_state, mode,
                            delta, with_gradient, chunk)
         if with_gradient:
             add_projected_gradient(X[b], v[b], us[b], proj[b], scale, dW)
 
 
 @kernel(parallel=True)
-def kron_step_parallel(kind, H, W, X, us, rows, D, us_work, G, Atc, v, proj, rng_state, mode,
+def kron_step_parallel(kind, H, Wr, X, us, rows, D, us_work, gram, Atc, v, proj, rng_state, mode,
                        delta, scale, dW, with_gradient, chunk):
     """:func:`kron_step` with streams spread over Numba threads (each stream's BLAS calls run
     on its own thread: use with one BLAS thread). Every stream has its own work buffers and
     ``proj[b]``; the gradients are summed after the parallel loop, so no two threads write
     to ``dW``."""
-    for b in prange(W.shape[0]):
-        kron_stream_update(b, kind, H, W, X, us, rows, D, us_work, G, Atc, v, rng_state, mode,
+    for b in prange(Wr.shape[0]):
+        kron_stream_update(b, kind, H, Wr, X, us, rows, D, us_work, gram, Atc, v, rng_state, mode,
                            delta, with_gradient, chunk)
         if with_gradient:
             combine_rows(X[b], v[b], proj[b])
     if with_gradient:
-        for b in range(W.shape[0]):
+        for b in range(Wr.shape[0]):
             add_factor_gradient(us[b], proj[b], scale, dW)
 
 
 @kernel
-def ok_factors(W, X, chunk, P, At):
+def ok_factors(Wr, X, chunk, P, At):
     """``At[b, i] = A_iᵀ = Σ_j X[b, j, i] W_jᵀ`` (B, r, P, S) from the chunked rows."""
     B, r, _, S = At.shape
     k = X.shape[1]
@@ -223,21 +223,22 @@ def ok_factors(W, X, chunk, P, At):
         for p0 in range(0, P, chunk):
             p1 = min(P, p0 + chunk)
             out = np.empty((r, (p1 - p0) * S), At.dtype)
-            combine_rows(X[b], chunk_view(W[b], k, S, p0, p1), out)
+            combine_rows(X[b], chunk_view(Wr[b], k, S, p0, p1), out)
             for i in range(r):
                 At[b, i, p0:p1, :] = out[i].reshape(p1 - p0, S)
 
 
 @kernel
-def convert_rows(W, chunk, Wt, into_chunks):
-    """Copy between the chunk-major storage ``W`` (B, k·P·S) and whole rows ``Wt``
-    (B, k, P, S) (each ``W_jᵀ`` in one piece): ``Wt → W`` if ``into_chunks`` else ``W → Wt``.
+def convert_rows(Wr, chunk, Wt, into_chunks):
+    """Copy between the chunk-major storage ``Wr`` (B, k·P·S) of the stored rows and whole
+    rows ``Wt`` (B, k, P, S) (each ``W_jᵀ`` in one piece): ``Wt → Wr`` if ``into_chunks`` else
+    ``Wr → Wt``.
     A pure permutation of the entries."""
     B, k, P, S = Wt.shape
     for b in range(B):
         for p0 in range(0, P, chunk):
             p1 = min(P, p0 + chunk)
-            blk = chunk_view(W[b], k, S, p0, p1)
+            blk = chunk_view(Wr[b], k, S, p0, p1)
             for j in range(k):
                 part = blk[j].reshape(p1 - p0, S)
                 if into_chunks:
@@ -272,11 +273,11 @@ class KroneckerSumEstimator(StochasticEstimator):
         k = self.n_work = r + cell.n_terms            # k = r + K terms before each reduction
         self.chunk = chunk_rows(k, S, P, self.dtype.itemsize)
         self.us = np.zeros((batch, r, cell.a), self.dtype)
-        self.W = np.zeros((batch, k * P * S), self.dtype)
+        self.term_rows = np.zeros((batch, k * P * S), self.dtype)
         self.X = np.zeros((batch, k, r), self.dtype)
         self._identity_coefficients(slice(None))
         self._us_work = np.zeros((batch, k, cell.a), self.dtype)
-        self._G = np.zeros((batch, k, k), self.dtype)
+        self._gram = np.zeros((batch, k, k), self.dtype)
         self._Atc = np.zeros((batch, r * self.chunk * S), self.dtype)
         self._v = np.zeros((batch, k, P), self.dtype)
         self._proj = np.zeros((batch, r, P), self.dtype)
@@ -286,13 +287,13 @@ class KroneckerSumEstimator(StochasticEstimator):
     def At(self):
         """The explicit large factors ``A_iᵀ`` (B, r, P, S) — computed, read-only."""
         At = np.empty((self.batch, self.rank, self.cell.P, self.cell.S), self.dtype)
-        ok_factors(self.W, self.X, self.chunk, self.cell.P, At)
+        ok_factors(self.term_rows, self.X, self.chunk, self.cell.P, At)
         At.flags.writeable = False
         return At
 
     def reset(self, mask):
         self.us[mask] = 0.0
-        self.W[mask] = 0.0
+        self.term_rows[mask] = 0.0
         self._identity_coefficients(mask)
 
     def _identity_coefficients(self, mask):
@@ -309,8 +310,8 @@ class KroneckerSumEstimator(StochasticEstimator):
         self._step(H, rows, D, delta, dW, True)
 
     def _step(self, H, rows, D, delta, dW, with_gradient):
-        args = (self._kind, H, self.W, self.X, self.us, rows, D, self._us_work, self._G,
-                self._Atc, self._v, self._proj, self.rng_state, self._mode, delta,
+        args = (self._kind, H, self.term_rows, self.X, self.us, rows, D, self._us_work,
+                self._gram, self._Atc, self._v, self._proj, self.rng_state, self._mode, delta,
                 self.dtype.type(self.gradient_scale), dW, with_gradient, self.chunk)
         if use_parallel_streams(self.batch, self.cell.S * self.cell.P):
             with blas_single_threaded():
@@ -319,8 +320,8 @@ class KroneckerSumEstimator(StochasticEstimator):
             kron_step(*args)
 
     def add_gradient(self, delta, dW):
-        add_stored_gradient(self.W, self.X, self.us, delta, self.dtype.type(self.gradient_scale),
-                            dW, self._v, self._proj, self.chunk)
+        add_stored_gradient(self.term_rows, self.X, self.us, delta,
+                            self.dtype.type(self.gradient_scale), dW, self._v, self._proj, self.chunk)
 
     def dense(self):
         return self.gradient_scale * np.einsum("bia,bijs->bsaj", self.us, self.At)
@@ -330,15 +331,16 @@ class KroneckerSumEstimator(StochasticEstimator):
         B, r, P, S = self.batch, self.rank, self.cell.P, self.cell.S
         Wt = np.zeros((B, self.n_work, P, S), self.dtype)
         Wt[:, :r] = At
-        convert_rows(self.W, self.chunk, Wt, True)
+        convert_rows(self.term_rows, self.chunk, Wt, True)
         self._identity_coefficients(slice(None))
         self.us[...] = us
 
     def state_dict(self):
-        """``us``, ``X``, ``rng_state`` and the rows ``W`` (B, k, P, S) in chunk-independent
+        """``us``, ``X``, ``rng_state`` and the stored rows under ``"W"`` (B, k, P, S; the
+        attribute ``term_rows`` in chunk-major order) in chunk-independent
         order: loading continues bit-identically."""
         Wt = np.empty((self.batch, self.n_work, self.cell.P, self.cell.S), self.dtype)
-        convert_rows(self.W, self.chunk, Wt, False)
+        convert_rows(self.term_rows, self.chunk, Wt, False)
         return {"us": self.us.copy(), "X": self.X.copy(), "W": Wt,
                 "rng_state": self.rng_state.copy()}
 
@@ -358,7 +360,8 @@ class KroneckerSumEstimator(StochasticEstimator):
         else:
             self.us[...] = state["us"]
             self.X[...] = state["X"]
-            convert_rows(self.W, self.chunk, np.ascontiguousarray(state["W"], self.dtype), True)
+            convert_rows(self.term_rows, self.chunk, np.ascontiguousarray(state["W"], self.dtype),
+                         True)
         self.rng_state[...] = state["rng_state"]
 
 
