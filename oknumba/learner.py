@@ -48,6 +48,17 @@ def _check_values(x, y, n_out):
     return n
 
 
+def _host_view(name, doc):
+    """A read-only property returning ``self.<name>``, after a GPU run has brought its
+    values back (:meth:`oknumba.gpu.GPUBackend.host_read`)."""
+    def get(self):
+        if self._gpu is not None:
+            self._gpu.host_read()
+        return getattr(self, name)
+
+    return property(get, doc=doc)
+
+
 class OnlineLearner:
     """Online learner for an :class:`oknumba.RNN`.
 
@@ -133,29 +144,11 @@ class OnlineLearner:
             model._device = self._gpu
 
     # host views: with device="gpu" every read brings the device's values back first
-    def _host(self, value):
-        if self._gpu is not None:
-            self._gpu.host_read()
-        return value
-
-    @property
-    def state(self):
-        """The current state (B, S)."""
-        return self._host(self._state)
-
-    @property
-    def grads(self):
-        """Gradients accumulated since the last update, keyed like ``model.params``."""
-        return self._host(self._grads)
-
-    @property
-    def optimizer(self):
-        return self._host(self._optimizer)
-
-    @property
-    def estimator(self):
-        """The method's estimator (:mod:`oknumba.estimators`; for ``"tbptt"`` its window)."""
-        return self._host(self._estimator)
+    state = _host_view("_state", "The current state (B, S).")
+    grads = _host_view("_grads", "Gradients accumulated since the last update, keyed like ``model.params``.")
+    optimizer = _host_view("_optimizer", "The optimizer (its moments and step count).")
+    estimator = _host_view("_estimator", "The method's estimator (:mod:`oknumba.estimators`; for"
+                                         " ``\"tbptt\"`` its window).")
 
     def host_copies(self):
         """The host objects themselves — ``params``, ``grads``, ``optimizer``, ``state``,

@@ -24,8 +24,10 @@ INIT_SCHEMES = ("paper", "normal", "xavier", "uniform")
 
 class Cell:
     """Base class. Subclasses set ``name``, ``n_blocks``, ``state_factor``, ``n_terms``
-    and the kernels ``_forward``, ``_fill_D``, ``_fill_H``, ``_jvp`` and ``_step``
-    (the first three fused, for the hot path)."""
+    and the kernels ``_forward``, ``_fill_D``, ``_fill_H``, ``_jvp`` and, optionally,
+    ``_step`` (the first three fused into one call, for the hot path)."""
+
+    _step = None
 
     name = None
     n_blocks = 1      # gate blocks: P = n_blocks * n
@@ -90,8 +92,16 @@ class Cell:
         self._jvp(W, s_prev, s, rows, aux, v, out)
 
     def step(self, W, x, s_prev, s, rows, aux, D, H, want_H=True):
-        """:meth:`forward`, :meth:`fill_D` and (if ``want_H``) :meth:`fill_H` in one kernel call."""
-        self._step(W, x, s_prev, s, rows, aux, D, H, want_H)
+        """:meth:`forward`, :meth:`fill_D` and (if ``want_H``) :meth:`fill_H` — in one kernel
+        call when the cell provides the fused ``_step`` (the built-in cells do; a user cell
+        may leave it out)."""
+        if self._step is None:
+            self._forward(W, x, s_prev, s, rows, aux)
+            self._fill_D(W, s_prev, s, rows, aux, D)
+            if want_H:
+                self._fill_H(W, s_prev, s, rows, aux, H)
+        else:
+            self._step(W, x, s_prev, s, rows, aux, D, H, want_H)
 
     def hidden(self, s):
         """The part of the state the readout sees (``h``; the first n entries)."""
