@@ -112,7 +112,7 @@ class OnlineLearner:
         cell, dt, B = model.cell, model.dtype, self.batch
         self._estimator = est = make_estimator(method, cell, B, dt, rank=rank, seed=seed,
                                                truncation=truncation)
-        self.truncation = truncation if est.update_interval is not None else None
+        self.truncation = getattr(est, "truncation", None)    # checked by the estimator
         if est.update_interval is not None:       # the method fixes the update period
             if update_every not in (1, est.update_interval):
                 raise ValueError(f"for {method!r} the update interval is {est.update_interval}"

@@ -107,7 +107,7 @@ def _check_config(cfg):
         raise RunError(f"clip must be a positive number (or none), got {cfg['clip']!r}")
     try:
         _task_class(cfg["task"]).check_config(cfg)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise RunError(str(e)) from None
 
 

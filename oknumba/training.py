@@ -114,7 +114,6 @@ class TrainingRun:
         self.stop_signal = None
         self.stop_after = _stop_after_env()
         self.saved_step = 0
-        self.t_start = time.perf_counter()
 
     # -- files ------------------------------------------------------------------------------
     def full_config(self):

@@ -25,17 +25,22 @@ into ``model.params`` between steps is not lost either.
 """
 import numpy as np
 
-from . import SUPPORTED_CELLS, cells, estimators, optim, readout, require_gpu
-from ._device import TPB, blocks
+from . import SUPPORTED_CELLS, require_gpu
 
-cuda = None
+# numba.cuda and the kernel modules are imported on first use, after require_gpu() has checked
+# that numba-cuda is installed (so a missing extra gives the instructions, not an ImportError)
+cuda = cells = estimators = optim = readout = TPB = blocks = None
 
 
 def _load():
-    global cuda
+    global cuda, cells, estimators, optim, readout, TPB, blocks
     if cuda is None:
         from numba import cuda as _cuda
 
+        from . import _device, cells as _cells, estimators as _estimators, optim as _optim
+        from . import readout as _readout
+        cells, estimators, optim, readout = _cells, _estimators, _optim, _readout
+        TPB, blocks = _device.TPB, _device.blocks
         cuda = _cuda
 
 
@@ -81,7 +86,6 @@ class GPUBackend:
         self.d_g = z(B, self.n_out)
         self.d_scalars = z(B + 2, dtype=np.float64)   # per-stream losses, ‖g_W‖, ‖g_V‖
         self.h_scalars = np.zeros(B + 2, np.float64)
-        self._zero_mask = np.zeros(B, np.uint8)
         self.est = estimators.make(self)
         #: the device holds values the host copies do not have yet
         self.host_stale = False
@@ -144,18 +148,12 @@ class GPUBackend:
         ln, B, est = self.learner, self.B, self.est
         self.d_x.copy_to_device(x)
         self.d_y.copy_to_device(y)
-        any_reset = reset is not None and bool(reset.any())
-        tbptt = self.method == "tbptt"
-        if any_reset or tbptt:
-            self.d_mask.copy_to_device(reset.astype(np.uint8) if any_reset else self._zero_mask)
-        if any_reset:
+        if reset is not None and reset.any():
+            self.d_mask.copy_to_device(reset.astype(np.uint8))
             est.zero(self.d_s_prev, self.d_mask)
             est.reset(self.d_mask)
-        slot = ln.steps % ln.update_every if tbptt else 0
-        if tbptt:
-            est.record_reset(slot, self.d_mask)
         est.before_cell()
-        rows, Dt, H, delta = est.cell_buffers(slot)
+        rows, Dt, H, delta = est.cell_buffers(ln.steps)
         self._cell_kernel[B, TPB](self.d_W, self.d_x, self.d_s_prev, self.d_s, rows, self.d_aux,
                                   Dt, H, self.d_coef, est.needs_H)
         r = self._readout

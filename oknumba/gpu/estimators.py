@@ -11,30 +11,24 @@ overwrites them —, then ``after_readout`` with this step's δ), plus ``upload`
 an ordinary one.
 """
 import numpy as np
+from numba import cuda
 
 from ..estimators.mixing import MODE_OPTIMAL, MODE_TRUNCATED
+from ..estimators.uoro import EPSILON
 from . import bptt, cells, kronecker, products, reduction, uoro
 from ._device import GRAM_COLS, GRAM_SPLIT, KMAX, TILE, TPB, blocks
 
-cuda = None
-
-
-def _cuda():
-    global cuda
-    if cuda is None:
-        from numba import cuda as _c
-        cuda = _c
-    return cuda
-
 
 def _zeros(*shape, dtype):
-    return _cuda().to_device(np.zeros(shape, dtype))
+    return cuda.to_device(np.zeros(shape, dtype))
 
 
 class DeviceEstimator:
     """Base: the buffers the cell kernel writes (``rows``, ``Dt``, ``H``) and δ."""
 
     needs_H = True
+    #: the cell kernel writes ``D_kᵀ`` into the estimator's own storage (set in ``upload``)
+    owns_Dt = False
 
     def __init__(self, backend):
         self.bk = backend
@@ -42,12 +36,9 @@ class DeviceEstimator:
         cell, B = backend.cell, backend.B
         self.prod = products.get(self.dt)
         self.rows = _zeros(B, cell.n_terms, cell.a, dtype=self.dt)
-        self.Dt = None if self.writes_own_Dt() else _zeros(B, cell.n_terms, cell.P, cell.S, dtype=self.dt)
+        self.Dt = None if self.owns_Dt else _zeros(B, cell.n_terms, cell.P, cell.S, dtype=self.dt)
         self.H = _zeros(B, cell.S, cell.S, dtype=self.dt) if self.needs_H else _zeros(1, 1, 1, dtype=self.dt)
         self.delta = _zeros(B, cell.S, dtype=self.dt)
-
-    def writes_own_Dt(self):
-        return False
 
     def zero(self, arr, d_mask):
         """``arr[b] = 0`` for the streams in the device mask."""
@@ -59,8 +50,8 @@ class DeviceEstimator:
         grid = (blocks(C.shape[2], TILE), blocks(C.shape[1], TILE), self.bk.B)
         self.prod.bmm[grid, (TILE, TILE)](X, Y, C, transY, kron, self.rows, self.Dt)
 
-    def cell_buffers(self, slot):
-        """``(rows, Dt, H, delta)`` the cell and readout kernels write this step."""
+    def cell_buffers(self, step):
+        """``(rows, Dt, H, delta)`` the cell and readout kernels write at ``step``."""
         return self.rows, self.Dt, self.H, self.delta
 
     def reset(self, d_mask):
@@ -79,6 +70,8 @@ class DeviceEstimator:
 class KroneckerDevice(DeviceEstimator):
     """ok, ok-truncated, kf, kf-avg: ``us``, the stored rows ``W`` (B, k, P, S) and ``X``
     (:mod:`oknumba.gpu.kronecker`)."""
+
+    owns_Dt = True   # the new-term rows W_r … W_{k−1}
 
     def __init__(self, backend):
         est = backend.learner.host_copies().estimator
@@ -114,15 +107,11 @@ class KroneckerDevice(DeviceEstimator):
                             offs=z(B, dtype=np.float64), wv=z(B, 2, k),
                             perm=z(B, k2, dtype=np.int64))
 
-    def writes_own_Dt(self):
-        return True
-
     def upload(self):
         st = self.bk.learner.host_copies().estimator.state_dict()
-        c = _cuda()
-        self.us, self.X = c.to_device(st["us"]), c.to_device(st["X"])
-        self.W = c.to_device(np.ascontiguousarray(st["W"]))       # (B, k, P, S)
-        self.rng = c.to_device(st["rng_state"])
+        self.us, self.X = cuda.to_device(st["us"]), cuda.to_device(st["X"])
+        self.W = cuda.to_device(np.ascontiguousarray(st["W"]))    # (B, k, P, S)
+        self.rng = cuda.to_device(st["rng_state"])
         self.Dt = self.W[:, self.r:]                              # the new-term rows
         self.W3 = self.W.reshape(self.bk.B, self.k, self.L)
 
@@ -173,7 +162,7 @@ class RTRLDevice(DeviceEstimator):
         self.G_next = _zeros(backend.B, cell.S, cell.a * cell.P, dtype=self.dt)
 
     def upload(self):
-        self.G = _cuda().to_device(self.bk.learner.host_copies().estimator.G)
+        self.G = cuda.to_device(self.bk.learner.host_copies().estimator.G)
 
     def download(self):
         self.bk.learner.host_copies().estimator.G[...] = self.G.copy_to_host()
@@ -196,7 +185,6 @@ class UORODevice(DeviceEstimator):
     def __init__(self, backend):
         super().__init__(backend)
         cell, B, dt = backend.cell, backend.B, self.dt
-        from ..estimators.uoro import EPSILON
         self.uo = uoro.get(dt)
         self.eps = dt.type(EPSILON)
         self.jvp = cells.get(dt).jvp[cell.name]
@@ -205,12 +193,12 @@ class UORODevice(DeviceEstimator):
         self.vbuf = _zeros(B, cell.n_terms, cell.P, dtype=dt)
         self.dtheta = _zeros(B, cell.a * cell.P, dtype=dt)
         self.cgrad = _zeros(B, dtype=np.float64)
-        self.jvp_scratch = _cuda().to_device(np.zeros(cells.scratch_shapes(cell, B)[1], dt))
+        self.jvp_scratch = cuda.to_device(np.zeros(cells.scratch_shapes(cell, B)[1], dt))
 
     def upload(self):
-        est, c = self.bk.learner.host_copies().estimator, _cuda()
-        self.s_tilde, self.theta = c.to_device(est.s_tilde), c.to_device(est.theta)
-        self.rng = c.to_device(est.rng_state)
+        est = self.bk.learner.host_copies().estimator
+        self.s_tilde, self.theta = cuda.to_device(est.s_tilde), cuda.to_device(est.theta)
+        self.rng = cuda.to_device(est.rng_state)
 
     def download(self):
         est = self.bk.learner.host_copies().estimator
@@ -246,13 +234,15 @@ class TBPTTDevice(DeviceEstimator):
         self.g = _zeros(B, cell.S, dtype=self.dt)
         self.g2 = _zeros(B, cell.S, dtype=self.dt)
         self.v = _zeros(B, cell.n_terms, cell.P, dtype=self.dt)
+        self._no_reset = _zeros(B, dtype=np.uint8)
+        self._reset_mask = None
 
     def upload(self):
-        w, c = self.bk.learner.host_copies().estimator.window, _cuda()
-        self.w_rows, self.w_H = c.to_device(w["rows"]), c.to_device(w["H"])
-        self.w_Dt = c.to_device(np.ascontiguousarray(w["D"].transpose(0, 1, 2, 4, 3)))
-        self.w_deltas = c.to_device(w["deltas"])
-        self.w_resets = c.to_device(w["resets"].astype(np.uint8))
+        w = self.bk.learner.host_copies().estimator.window
+        self.w_rows, self.w_H = cuda.to_device(w["rows"]), cuda.to_device(w["H"])
+        self.w_Dt = cuda.to_device(np.ascontiguousarray(w["D"].transpose(0, 1, 2, 4, 3)))
+        self.w_deltas = cuda.to_device(w["deltas"])
+        self.w_resets = cuda.to_device(w["resets"].astype(np.uint8))
 
     def download(self):
         w = self.bk.learner.host_copies().estimator.window
@@ -262,14 +252,17 @@ class TBPTTDevice(DeviceEstimator):
         w["deltas"][...] = self.w_deltas.copy_to_host()
         w["resets"][...] = self.w_resets.copy_to_host().astype(bool)
 
-    def cell_buffers(self, slot):
+    def cell_buffers(self, step):
+        """The window slot of ``step`` (``step mod k``), with its reset flags recorded — as
+        :meth:`oknumba.estimators.bptt.TruncatedBPTT.cell_buffers`."""
+        slot = step % self.w_deltas.shape[0]
+        mask = self._no_reset if self._reset_mask is None else self._reset_mask
+        self.bp.assign[blocks(self.bk.B), TPB](mask, self.w_resets[slot])
+        self._reset_mask = None
         return self.w_rows[slot], self.w_Dt[slot], self.w_H[slot], self.w_deltas[slot]
 
     def reset(self, d_mask):
-        pass        # the window records the mask (``record_reset``); nothing to zero
-
-    def record_reset(self, slot, d_mask):
-        self.bp.assign[blocks(self.bk.B), TPB](d_mask, self.w_resets[slot])
+        self._reset_mask = d_mask      # recorded in the step's slot by cell_buffers
 
     def after_readout(self):
         pass

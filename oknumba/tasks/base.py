@@ -52,7 +52,8 @@ class TrainingTask:
 
     @classmethod
     def check_config(cls, cfg):
-        """Raise ``ValueError`` naming the setting if ``cfg`` is not usable by this task."""
+        """Raise ``ValueError`` (or ``TypeError``) naming the setting if ``cfg`` is not usable
+        by this task."""
 
     @classmethod
     def result_line(cls, summary):

@@ -8,6 +8,7 @@ its first ``eval_chars`` characters) with the state carried through it, and the 
 bits per character (``valid_bpc``) beside the training loss (``train_bpc``).
 """
 from .._argtypes import positive_int
+from .._validate import check_positive_int
 from .base import TrainingTask
 from .charlm import bits_per_char, load_corpus
 
@@ -41,12 +42,9 @@ class CharLMTraining(TrainingTask):
 
     @classmethod
     def check_config(cls, cfg):
-        for key, allow_none in (("eval_every", False), ("reset_every", False), ("eval_chars", True)):
-            v = cfg.get(key)
-            if v is None and allow_none:
-                continue
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{key} must be an integer >= 1, got {v!r}")
+        for key in ("eval_every", "reset_every", "eval_chars"):
+            if key != "eval_chars" or cfg.get(key) is not None:
+                check_positive_int(cfg.get(key), key)
         if not cfg.get("train"):
             raise ValueError("the charlm task needs a training text (--train PATH)")
         if not cfg.get("valid"):
