@@ -8,7 +8,8 @@ first:
     g_t = δ_t + g_{t+1} H_{t+1}   (the second term dropped for a stream reset before t+1),
     dW += Σ_b Σ_k outer(ĥ_{k,t}, g_tᵀ D_{k,t})
 
-``rows_vjp`` computes ``v_k = g_tᵀ D_{k,t}`` (one thread per (b, k, j)), ``add_outer`` adds
+``v_k = g_tᵀ D_{k,t}`` is the Kronecker methods' row projection
+(:mod:`oknumba.gpu.kronecker` ``project_rows`` over the stored ``D_kᵀ``), ``add_outer`` adds
 ``Σ_b Σ_k outer(ĥ_k, v_k)`` into dW (one thread per entry, streams and terms in order),
 ``carry`` forms the next ``g`` from ``g H`` and the earlier step's δ.
 """
@@ -21,22 +22,6 @@ from ._device import per_dtype
 
 def _build(F):
     """The TBPTT kernels for float type F."""
-
-    @cuda.jit
-    def rows_vjp(g, Dt, v):
-        """``v[b, k, j] = Σ_p g[b, p] Dt[b, k, j, p]`` (zeros of g skipped)."""
-        e = cuda.grid(1)
-        B, K, P, S = Dt.shape
-        if e < B * K * P:
-            b = e // (K * P)
-            k = (e // P) % K
-            j = e % P
-            acc = F(0)
-            for p in range(S):
-                gp = g[b, p]
-                if gp != 0.0:
-                    acc += gp * Dt[b, k, j, p]
-            v[b, k, j] = acc
 
     @cuda.jit
     def add_outer(rows, v, dW):
@@ -77,7 +62,7 @@ def _build(F):
         if e < dst.shape[0]:
             dst[e] = src[e]
 
-    return types.SimpleNamespace(rows_vjp=rows_vjp, add_outer=add_outer, carry=carry,
+    return types.SimpleNamespace(add_outer=add_outer, carry=carry,
                                  assign=assign)
 
 

@@ -230,6 +230,7 @@ class TBPTTDevice(DeviceEstimator):
         self.dt = backend.dtype
         self.prod = products.get(self.dt)
         self.bp = bptt.get(self.dt)
+        self.kr = kronecker.get(self.dt)
         cell, B = backend.cell, backend.B
         self.g = _zeros(B, cell.S, dtype=self.dt)
         self.g2 = _zeros(B, cell.S, dtype=self.dt)
@@ -275,7 +276,7 @@ class TBPTTDevice(DeviceEstimator):
         nv, nW = self.v.size, gW.size
         bp.assign[blocks(B * S), TPB](self.w_deltas[k - 1].reshape(B * S), self.g.reshape(B * S))
         for t in range(k - 1, -1, -1):
-            bp.rows_vjp[blocks(nv), TPB](self.g, self.w_Dt[t], self.v)
+            self.kr.project_rows[blocks(nv), TPB](self.w_Dt[t], self.g, self.v)
             bp.add_outer[blocks(nW), TPB](self.w_rows[t], self.v, gW)
             if t == 0:
                 break
