@@ -8,7 +8,7 @@ from numba import njit
 import oknumba
 from conftest import rel_err
 from oknumba import cells
-from oknumba.cells import Cell, register_cell
+from oknumba.cells import Cell, CellKernels, register_cell
 from oknumba.methods import METHODS, method_names, parse_method_list, parse_method_spec
 
 ALPHA = 0.5
@@ -68,9 +68,8 @@ def _jvp(W, s_prev, s, rows, aux, v, out):
 
 
 class Leaky(Cell):
-    """No fused ``_step``: the base class calls the three kernels in turn."""
     name = "leaky"
-    _forward, _fill_D, _fill_H, _jvp = map(staticmethod, (_forward, _fill_D, _fill_H, _jvp))
+    kernels = CellKernels(_forward, _fill_D, _fill_H, _jvp)
 
 
 @pytest.fixture
@@ -138,8 +137,15 @@ def test_register_cell_refuses_bad_entries():
     with pytest.raises(TypeError, match="Cell subclass"):
         register_cell(object)
 
+    class NoKernels(Cell):
+        name = "nokernels"
+
+    with pytest.raises(TypeError, match="CellKernels"):
+        register_cell(NoKernels)
+
     class Clash(Cell):
         name = "rhn"
+        kernels = Leaky.kernels
 
     with pytest.raises(ValueError, match="already registered"):
         register_cell(Clash)

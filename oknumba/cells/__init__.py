@@ -5,7 +5,7 @@ estimator, the command line's ``--cell`` choices, ``oknumba profile`` and the te
 registry, so a new cell — a :class:`Cell` subclass with its kernels — is one class plus one
 ``register_cell`` call.
 """
-from .base import Cell
+from .base import Cell, CellKernels
 from .gru import GRU
 from .lstm import LSTM
 from .rhn import RHN
@@ -21,6 +21,9 @@ def register_cell(cls):
         raise TypeError(f"register_cell takes a Cell subclass, got {cls!r}")
     if not isinstance(cls.name, str) or not cls.name:
         raise ValueError(f"{cls.__name__} must set a non-empty string `name`")
+    if not isinstance(cls.kernels, CellKernels):
+        raise TypeError(f"{cls.__name__} must set `kernels = CellKernels(forward, fill_D, "
+                        "fill_H, jvp)` (see oknumba.cells.base.CellKernels)")
     if cls.name in CELLS and CELLS[cls.name] is not cls:
         raise ValueError(f"cell {cls.name!r} is already registered ({CELLS[cls.name].__name__})")
     CELLS[cls.name] = cls
@@ -38,4 +41,4 @@ def make_cell(name, n_in, n_hidden):
     return CELLS[name](n_in, n_hidden)
 
 
-__all__ = ["Cell", "Vanilla", "LSTM", "GRU", "RHN", "CELLS", "make_cell", "register_cell"]
+__all__ = ["Cell", "CellKernels", "Vanilla", "LSTM", "GRU", "RHN", "CELLS", "make_cell", "register_cell"]

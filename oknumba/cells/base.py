@@ -15,6 +15,8 @@ Notation (after Mujika et al. 2018, arXiv 1805.10842): state ``s ∈ R^S``; inpu
 Kernels are plain functions of arrays, batched over the leading stream axis and generic in
 float32/float64. A cell object only knows its sizes and dispatches to its kernels.
 """
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from .._validate import check_dtype, check_positive_int
@@ -22,12 +24,25 @@ from .._validate import check_dtype, check_positive_int
 INIT_SCHEMES = ("paper", "normal", "xavier", "uniform")
 
 
+class CellKernels(NamedTuple):
+    """A cell's four kernels, each a Numba function of arrays batched over streams:
+
+    * ``forward(W, x, s_prev, s, rows, aux)`` fills ``s``, ``rows`` and ``aux``;
+    * ``fill_D(W, s_prev, s, rows, aux, D)`` fills ``D`` (B,K,S,P);
+    * ``fill_H(W, s_prev, s, rows, aux, H)`` fills ``H`` (B,S,S);
+    * ``jvp(W, s_prev, s, rows, aux, v, out)`` writes ``out = H v`` (B,S).
+    """
+    forward: Callable
+    fill_D: Callable
+    fill_H: Callable
+    jvp: Callable
+
+
 class Cell:
     """Base class. Subclasses set ``name``, ``n_blocks``, ``state_factor``, ``n_terms``
-    and the kernels ``_forward``, ``_fill_D``, ``_fill_H``, ``_jvp`` and, optionally,
-    ``_step`` (the first three fused into one call, for the hot path)."""
+    and ``kernels`` (a :class:`CellKernels`)."""
 
-    _step = None
+    kernels: CellKernels = None
 
     name = None
     n_blocks = 1      # gate blocks: P = n_blocks * n
@@ -77,31 +92,27 @@ class Cell:
     # -- kernels --------------------------------------------------------------------
     def forward(self, W, x, s_prev, s, rows, aux):
         """Fill ``s`` (B,S), the input rows ``rows`` (B,K,a) and pre-activations ``aux`` (B,P)."""
-        self._forward(W, x, s_prev, s, rows, aux)
+        self.kernels.forward(W, x, s_prev, s, rows, aux)
 
     def fill_D(self, W, s_prev, s, rows, aux, D):
         """Fill ``D`` (B,K,S,P) so that ``∂s/∂W = Σ_k rows[:,k] ⊗ D[:,k]``."""
-        self._fill_D(W, s_prev, s, rows, aux, D)
+        self.kernels.fill_D(W, s_prev, s, rows, aux, D)
 
     def fill_H(self, W, s_prev, s, rows, aux, H):
         """Fill ``H = ∂s/∂s₋`` (B,S,S)."""
-        self._fill_H(W, s_prev, s, rows, aux, H)
+        self.kernels.fill_H(W, s_prev, s, rows, aux, H)
 
     def jvp(self, W, s_prev, s, rows, aux, v, out):
         """``out = H v`` per stream (B,S), without forming H."""
-        self._jvp(W, s_prev, s, rows, aux, v, out)
+        self.kernels.jvp(W, s_prev, s, rows, aux, v, out)
 
     def step(self, W, x, s_prev, s, rows, aux, D, H, want_H=True):
-        """:meth:`forward`, :meth:`fill_D` and (if ``want_H``) :meth:`fill_H` — in one kernel
-        call when the cell provides the fused ``_step`` (the built-in cells do; a user cell
-        may leave it out)."""
-        if self._step is None:
-            self._forward(W, x, s_prev, s, rows, aux)
-            self._fill_D(W, s_prev, s, rows, aux, D)
-            if want_H:
-                self._fill_H(W, s_prev, s, rows, aux, H)
-        else:
-            self._step(W, x, s_prev, s, rows, aux, D, H, want_H)
+        """:meth:`forward`, :meth:`fill_D` and (if ``want_H``) :meth:`fill_H` in turn."""
+        k = self.kernels
+        k.forward(W, x, s_prev, s, rows, aux)
+        k.fill_D(W, s_prev, s, rows, aux, D)
+        if want_H:
+            k.fill_H(W, s_prev, s, rows, aux, H)
 
     def hidden(self, s):
         """The part of the state the readout sees (``h``; the first n entries)."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._jit import kernel
 from ._common import fill_row, row_times_W, sigmoid, vec_times_Wh
-from .base import Cell
+from .base import Cell, CellKernels
 
 
 @kernel
@@ -37,6 +37,13 @@ def _forward(W, x, s_prev, s, rows, aux):
 
 
 @kernel
+def _gate_scratch(s):
+    """Per-stream scratch for :func:`_gates`: ``r, ρ, u, μ, γ`` (n each)."""
+    g = np.empty((5, s.shape[1]), s.dtype)
+    return g[0], g[1], g[2], g[3], g[4]
+
+
+@kernel
 def _gates(s_prev_b, aux_b, n, r, rho, u, mu, gamma):
     for m in range(n):
         rm = sigmoid(aux_b[m])
@@ -53,11 +60,7 @@ def _gates(s_prev_b, aux_b, n, r, rho, u, mu, gamma):
 def _fill_D(W, s_prev, s, rows, aux, D):
     n = s.shape[1]
     n_in = rows.shape[2] - n - 1
-    r = np.empty(n, s.dtype)
-    rho = np.empty(n, s.dtype)
-    u = np.empty(n, s.dtype)
-    mu = np.empty(n, s.dtype)
-    gamma = np.empty(n, s.dtype)
+    r, rho, u, mu, gamma = _gate_scratch(s)
     D[:] = 0.0
     for b in range(s.shape[0]):
         _gates(s_prev[b], aux[b], n, r, rho, u, mu, gamma)
@@ -72,11 +75,7 @@ def _fill_D(W, s_prev, s, rows, aux, D):
 def _fill_H(W, s_prev, s, rows, aux, H):
     n = s.shape[1]
     n_in = rows.shape[2] - n - 1
-    r = np.empty(n, s.dtype)
-    rho = np.empty(n, s.dtype)
-    u = np.empty(n, s.dtype)
-    mu = np.empty(n, s.dtype)
-    gamma = np.empty(n, s.dtype)
+    r, rho, u, mu, gamma = _gate_scratch(s)
     M = np.empty((n, n), s.dtype)       # M[i, j] = ∂z_c[j]/∂h₋[i]
     for b in range(s.shape[0]):
         _gates(s_prev[b], aux[b], n, r, rho, u, mu, gamma)
@@ -99,11 +98,7 @@ def _fill_H(W, s_prev, s, rows, aux, H):
 def _jvp(W, s_prev, s, rows, aux, v, out):
     n = s.shape[1]
     n_in = rows.shape[2] - n - 1
-    r = np.empty(n, s.dtype)
-    rho = np.empty(n, s.dtype)
-    u = np.empty(n, s.dtype)
-    mu = np.empty(n, s.dtype)
-    gamma = np.empty(n, s.dtype)
+    r, rho, u, mu, gamma = _gate_scratch(s)
     tmp = np.empty(2 * n, s.dtype)
     drow = np.empty(n, s.dtype)
     dzc = np.empty(n, s.dtype)
@@ -117,22 +112,8 @@ def _jvp(W, s_prev, s, rows, aux, v, out):
             out[b, j] = u[j] * v[b, j] + mu[j] * tmp[n + j] + gamma[j] * dzc[j]
 
 
-
-@kernel
-def _step(W, x, s_prev, s, rows, aux, D, H, want_H):
-    """forward + D (+ H) in one call (the learner's hot path)."""
-    _forward(W, x, s_prev, s, rows, aux)
-    _fill_D(W, s_prev, s, rows, aux, D)
-    if want_H:
-        _fill_H(W, s_prev, s, rows, aux, H)
-
-
 class GRU(Cell):
     name = "gru"
     n_blocks = 3
     n_terms = 2
-    _forward = staticmethod(_forward)
-    _fill_D = staticmethod(_fill_D)
-    _fill_H = staticmethod(_fill_H)
-    _jvp = staticmethod(_jvp)
-    _step = staticmethod(_step)
+    kernels = CellKernels(_forward, _fill_D, _fill_H, _jvp)

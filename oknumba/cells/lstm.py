@@ -12,7 +12,7 @@ import numpy as np
 
 from .._jit import kernel
 from ._common import fill_row, row_times_W, sigmoid, vec_times_Wh
-from .base import Cell
+from .base import Cell, CellKernels
 
 
 @kernel
@@ -90,22 +90,8 @@ def _jvp(W, s_prev, s, rows, aux, v, out):
             out[b, j] = k * dc + do * tmp[2 * n + j]
 
 
-
-@kernel
-def _step(W, x, s_prev, s, rows, aux, D, H, want_H):
-    """forward + D (+ H) in one call (the learner's hot path)."""
-    _forward(W, x, s_prev, s, rows, aux)
-    _fill_D(W, s_prev, s, rows, aux, D)
-    if want_H:
-        _fill_H(W, s_prev, s, rows, aux, H)
-
-
 class LSTM(Cell):
     name = "lstm"
     n_blocks = 4
     state_factor = 2
-    _forward = staticmethod(_forward)
-    _fill_D = staticmethod(_fill_D)
-    _fill_H = staticmethod(_fill_H)
-    _jvp = staticmethod(_jvp)
-    _step = staticmethod(_step)
+    kernels = CellKernels(_forward, _fill_D, _fill_H, _jvp)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._jit import kernel
 from ._common import fill_row, row_times_W, vec_times_Wh
-from .base import Cell
+from .base import Cell, CellKernels
 
 
 @kernel
@@ -48,20 +48,6 @@ def _jvp(W, s_prev, s, rows, aux, v, out):
             out[b, j] *= 1.0 - s[b, j] * s[b, j]
 
 
-
-@kernel
-def _step(W, x, s_prev, s, rows, aux, D, H, want_H):
-    """forward + D (+ H) in one call (the learner's hot path)."""
-    _forward(W, x, s_prev, s, rows, aux)
-    _fill_D(W, s_prev, s, rows, aux, D)
-    if want_H:
-        _fill_H(W, s_prev, s, rows, aux, H)
-
-
 class Vanilla(Cell):
     name = "vanilla"
-    _forward = staticmethod(_forward)
-    _fill_D = staticmethod(_fill_D)
-    _fill_H = staticmethod(_fill_H)
-    _jvp = staticmethod(_jvp)
-    _step = staticmethod(_step)
+    kernels = CellKernels(_forward, _fill_D, _fill_H, _jvp)
