@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from ._jit import kernel
+from numba.extending import register_jitable
 
 # With NUMBA_DISABLE_JIT=1 these kernels run on NumPy uint64 scalars, whose (intended)
 # wrap-around warns; compiled kernels wrap silently.
@@ -24,10 +24,15 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11, _S63 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11), np.uint64(63)
+_ONE = np.uint64(1)
 
 
-@kernel
+# Plain functions in the subset Numba compiles for both targets: registered here for the CPU
+# kernels (numba.extending.register_jitable) and in oknumba.gpu._rng for numba.cuda, so both
+# devices draw from this one source.
+
 def next_u64(state, b):
+    """Advance ``state[b]`` and return the next splitmix64 output (uint64)."""
     z = state[b] + _GOLDEN
     state[b] = z
     z = (z ^ (z >> _S30)) * _M1
@@ -35,16 +40,18 @@ def next_u64(state, b):
     return z ^ (z >> _S31)
 
 
-@kernel
 def rademacher(state, b):
     """±1.0 with probability 1/2 each."""
-    return 1.0 if (next_u64(state, b) >> _S63) == np.uint64(1) else -1.0
+    return 1.0 if (next_u64(state, b) >> _S63) == _ONE else -1.0
 
 
-@kernel
 def uniform(state, b):
     """Uniform in [0, 1) with 53 random bits."""
     return float(next_u64(state, b) >> _S11) * (1.0 / 9007199254740992.0)
+
+
+for _f in (next_u64, rademacher, uniform):
+    register_jitable(_f)
 
 
 def seed_streams(seed, batch):

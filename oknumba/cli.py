@@ -50,6 +50,15 @@ def _clip(text):
 # ------------------------------------------------------------------------------------------------
 # parser
 # ------------------------------------------------------------------------------------------------
+def _add_small_model_options(p, hidden, steps, batch, what):
+    """``--cell --hidden --steps --batch`` of the small-model commands (noise, demo)."""
+    p.add_argument("--cell", default="rhn", choices=list(CELLS), help="recurrent cell (default: rhn)")
+    p.add_argument("--hidden", type=_positive_int, default=hidden, help=f"hidden units n (default: {hidden})")
+    p.add_argument("--steps", type=_positive_int, default=steps, help=f"{what} (default: {steps})")
+    p.add_argument("--batch", type=_positive_int, default=batch,
+                   help=f"independent streams B (default: {batch})")
+
+
 def _add_train_options(p, task):
     d = runner.DEFAULTS[task]
 
@@ -120,11 +129,8 @@ def build_parser():
                        description="Measure E||G~ - G||^2/||G||^2 (influence and loss gradient) and the gradient"
                                    " cosine of each estimator against exact RTRL on a random one-hot input"
                                    " trajectory with frozen weights, averaged over seeds.")
-    n.add_argument("--cell", default="rhn", choices=list(CELLS), help="recurrent cell (default: rhn)")
-    n.add_argument("--hidden", type=_positive_int, default=12, help="hidden units n (default: 12)")
+    _add_small_model_options(n, hidden=12, steps=30, batch=1, what="trajectory length T")
     n.add_argument("--inputs", type=_positive_int, default=4, help="one-hot input (and output) size (default: 4)")
-    n.add_argument("--steps", type=_positive_int, default=30, help="trajectory length T (default: 30)")
-    n.add_argument("--batch", type=_positive_int, default=1, help="independent streams (default: 1)")
     n.add_argument("--methods", default="uoro,kf,ok:1,kf-avg:8,ok:8",
                    help="comma-separated NAME or NAME:RANK (default: uoro,kf,ok:1,kf-avg:8,ok:8)")
     n.add_argument("--seeds", type=_positive_int, default=100, help="estimator seeds averaged over (default: 100)")
@@ -159,11 +165,8 @@ def build_parser():
     d = sub.add_parser("demo", help="compare exact-RTRL and BPTT gradients of a small model",
                        description="Run exact RTRL and BPTT on one random sequence of a small model"
                                    " and print the largest relative difference of the gradients.")
-    d.add_argument("--cell", default="rhn", choices=list(CELLS), help="recurrent cell (default: rhn)")
-    d.add_argument("--hidden", type=int, default=16, help="hidden units n (default: 16)")
-    d.add_argument("--steps", type=int, default=30, help="sequence length T (default: 30)")
-    d.add_argument("--batch", type=int, default=4, help="independent streams B (default: 4)")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _add_small_model_options(d, hidden=16, steps=30, batch=4, what="sequence length T")
+    d.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default: 0)")
     d.set_defaults(func=demo)
     return p
 

@@ -272,7 +272,8 @@ def test_parallel_stream_kernel_matches_serial(kind):
     """The thread-parallel driver (used for large steps) computes what the serial one does."""
     import numba
 
-    from oknumba.estimators.ok import KIND_KF, KIND_OK, kron_step, kron_step_parallel
+    from oknumba.estimators.ok import (KIND_KF, KIND_OK, kron_step, kron_step_parallel,
+                                     kron_work_size)
 
     rng = np.random.default_rng(11)
     B, r, K, a, S, P, chunk = 4, 3, 1, 7, 6, 10, 3
@@ -289,9 +290,9 @@ def test_parallel_stream_kernel_matches_serial(kind):
     for parallel in (False, True):
         us, W, X, state = us0.copy(), W0.copy(), X0.copy(), state0.copy()
         dW = np.zeros((a, P))
-        args = (KIND_OK if kind == "ok" else KIND_KF, H, W, X, us, rows, D, np.zeros((B, k, a)),
-                np.zeros((B, k, k)), np.zeros((B, r * chunk * S)), np.zeros((B, k, P)),
-                np.zeros((B, r, P)), state, MODE_OPTIMAL, delta, 1.0, dW, True, chunk)
+        work = np.zeros(kron_work_size(B, k, r, a, P, S, chunk))
+        args = (KIND_OK if kind == "ok" else KIND_KF, MODE_OPTIMAL, chunk, H, W, X, us, state,
+                rows, D, work, delta, 1.0, dW, True)
         old = numba.get_num_threads()
         numba.set_num_threads(min(2 if parallel else 1, numba.config.NUMBA_NUM_THREADS))
         try:

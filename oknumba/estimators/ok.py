@@ -100,20 +100,44 @@ def project_rows(M, d, v_b, p0, cc):
             v_b[(m + q) // cc, p0 + (m + q) % cc] = out[q]
 
 
+def kron_work_size(batch, k, r, a, P, S, chunk):
+    """Length of the flat scratch of :func:`kron_step` (see :func:`kron_work`)."""
+    return batch * (k * a + k * k + r * chunk * S + k * P + r * P)
+
+
+@kernel
+def kron_work(work, B, k, r, a, P, S, chunk):
+    """The named views of the flat per-stream scratch ``work`` of :func:`kron_step`:
+    ``us_work`` (B, k, a), the k small factors ``[us; rows]`` before the reduction; ``gram``
+    (B, k, k), the Gram matrix of the stored rows; ``Atc`` (B, r·chunk·S), one chunk of the
+    combined ``A_iᵀ``; ``v`` (B, k, P), the row projections ``W_jᵀ δ_b``; ``proj`` (B, r, P),
+    ``Xᵀ v[b]``. (One array, not five: each array argument costs a kernel call time.)"""
+    o1 = B * k * a
+    o2 = o1 + B * k * k
+    o3 = o2 + B * r * chunk * S
+    o4 = o3 + B * k * P
+    o5 = o4 + B * r * P
+    return (work[:o1].reshape(B, k, a), work[o1:o2].reshape(B, k, k),
+            work[o2:o3].reshape(B, r * chunk * S), work[o3:o4].reshape(B, k, P),
+            work[o4:o5].reshape(B, r, P))
+
+
 KIND_OK = 0   # OK reduction (mode selects optimal / truncated)
 KIND_KF = 1   # KF-RTRL mixing of every copy (kf, kf-avg)
 
 
 @kernel
-def kron_stream_update(b, kind, H, Wr, X, us, rows, D, us_work, gram, Atc, v, rng_state, mode,
-                       delta, with_gradient, chunk):
+def kron_stream_update(b, kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work, delta,
+                       with_gradient):
     """Advance stream b by one step (module docstring): the chunked pass over its rows, then
     the OK reduction or the KF mixing with random draws from ``rng_state[b]``; with
-    ``with_gradient`` also ``v[b, j] = W_jᵀ δ_b`` of the new rows."""
+    ``with_gradient`` also ``v[b, j] = W_jᵀ δ_b`` of the new rows (``work``: see
+    :func:`kron_work`)."""
     k, r = X.shape[1:]
     K = rows.shape[1]
     S = H.shape[1]
     P = D.shape[3]
+    us_work, gram, Atc, v, _ = kron_work(work, Wr.shape[0], k, r, rows.shape[2], P, S, chunk)
     Xb, gram_b = X[b], gram[b]
     Hb_T = H[b].T
     gram_b[:, :] = 0.0
@@ -186,27 +210,31 @@ def add_stored_gradient(Wr, X, us, delta, scale, dW, v, proj, chunk):
 
 
 @kernel
-def kron_step(kind, H, Wr, X, us, rows, D, us_work, gram, Atc, v, proj, rng_state, mode, delta,
-              scale, dW, with_gradient, chunk):
+def kron_step(kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work, delta, scale, dW,
+              with_gradient):
     """All streams in turn: :func:`kron_stream_update`, then (optionally) the gradient
     ``dW += scale · δ_bᵀ G̃_b`` of the updated estimate (through ``proj[b] = Xᵀ v[b]``)."""
-    for b in range(Wr.shape[0]):
-        kron_stream_update(b, kind, H, Wr, X, us, rows, D, us_work, gram, Atc, v, rng_state, mode,
-                           delta, with_gradient, chunk)
+    B, k, r = X.shape
+    _, _, _, v, proj = kron_work(work, B, k, r, us.shape[2], D.shape[3], H.shape[1], chunk)
+    for b in range(B):
+        kron_stream_update(b, kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work, delta,
+                           with_gradient)
         if with_gradient:
             add_projected_gradient(X[b], v[b], us[b], proj[b], scale, dW)
 
 
 @kernel(parallel=True)
-def kron_step_parallel(kind, H, Wr, X, us, rows, D, us_work, gram, Atc, v, proj, rng_state, mode,
-                       delta, scale, dW, with_gradient, chunk):
+def kron_step_parallel(kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work, delta, scale,
+                       dW, with_gradient):
     """:func:`kron_step` with streams spread over Numba threads (each stream's BLAS calls run
     on its own thread: use with one BLAS thread). Every stream has its own work buffers and
     ``proj[b]``; the gradients are summed after the parallel loop, so no two threads write
     to ``dW``."""
-    for b in prange(Wr.shape[0]):
-        kron_stream_update(b, kind, H, Wr, X, us, rows, D, us_work, gram, Atc, v, rng_state, mode,
-                           delta, with_gradient, chunk)
+    B, k, r = X.shape
+    _, _, _, v, proj = kron_work(work, B, k, r, us.shape[2], D.shape[3], H.shape[1], chunk)
+    for b in prange(B):
+        kron_stream_update(b, kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work, delta,
+                           with_gradient)
         if with_gradient:
             combine_rows(X[b], v[b], proj[b])
     if with_gradient:
@@ -276,11 +304,9 @@ class KroneckerSumEstimator(StochasticEstimator):
         self.term_rows = np.zeros((batch, k * P * S), self.dtype)
         self.X = np.zeros((batch, k, r), self.dtype)
         self._identity_coefficients(slice(None))
-        self._us_work = np.zeros((batch, k, cell.a), self.dtype)
-        self._gram = np.zeros((batch, k, k), self.dtype)
-        self._Atc = np.zeros((batch, r * self.chunk * S), self.dtype)
-        self._v = np.zeros((batch, k, P), self.dtype)
-        self._proj = np.zeros((batch, r, P), self.dtype)
+        work_shape = (batch, k, r, cell.a, P, S, self.chunk)
+        self._work = np.zeros(kron_work_size(*work_shape), self.dtype)
+        self._v, self._proj = kron_work(self._work, *work_shape)[3:]
         self._no_grad = (np.zeros((batch, S), self.dtype), np.zeros((1, 1), self.dtype))
 
     @property
@@ -310,9 +336,9 @@ class KroneckerSumEstimator(StochasticEstimator):
         self._step(H, rows, D, delta, dW, True)
 
     def _step(self, H, rows, D, delta, dW, with_gradient):
-        args = (self._kind, H, self.term_rows, self.X, self.us, rows, D, self._us_work,
-                self._gram, self._Atc, self._v, self._proj, self.rng_state, self._mode, delta,
-                self.dtype.type(self.gradient_scale), dW, with_gradient, self.chunk)
+        args = (self._kind, self._mode, self.chunk, H, self.term_rows, self.X, self.us,
+                self.rng_state, rows, D, self._work, delta, self.dtype.type(self.gradient_scale),
+                dW, with_gradient)
         if use_parallel_streams(self.batch, self.cell.S * self.cell.P):
             with blas_single_threaded():
                 kron_step_parallel(*args)

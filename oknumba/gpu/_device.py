@@ -51,5 +51,12 @@ def per_dtype(build):
 
 
 @cuda.jit(device=True)
+def stream_block():
+    """``(b, tid, nt)``: the layout of every per-stream kernel — block b works on stream b, its
+    ``nt`` threads stride over the stream's items starting at ``tid``."""
+    return cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
+
+
+@cuda.jit(device=True)
 def sigmoid(z):
     return 1.0 / (1.0 + math.exp(-z))

@@ -9,9 +9,8 @@ first:
     dW += Σ_b Σ_k outer(ĥ_{k,t}, g_tᵀ D_{k,t})
 
 ``v_k = g_tᵀ D_{k,t}`` is the Kronecker methods' row projection
-(:mod:`oknumba.gpu.kronecker` ``project_rows`` over the stored ``D_kᵀ``), ``add_outer`` adds
-``Σ_b Σ_k outer(ĥ_k, v_k)`` into dW (one thread per entry, streams and terms in order),
-``carry`` forms the next ``g`` from ``g H`` and the earlier step's δ.
+(:mod:`oknumba.gpu.kronecker` ``project_rows`` over the stored ``D_kᵀ``) and
+``Σ_b Σ_k outer(ĥ_k, v_k)`` its gradient product ``kron_grad`` (scale 1); ``carry`` forms the next ``g`` from ``g H`` and the earlier step's δ.
 """
 import types
 
@@ -22,22 +21,6 @@ from ._device import per_dtype
 
 def _build(F):
     """The TBPTT kernels for float type F."""
-
-    @cuda.jit
-    def add_outer(rows, v, dW):
-        """``dW[q, j] += Σ_b Σ_k rows[b, k, q] v[b, k, j]``."""
-        e = cuda.grid(1)
-        P = dW.shape[1]
-        if e < dW.shape[0] * P:
-            q = e // P
-            j = e % P
-            acc = dW[q, j]
-            for b in range(rows.shape[0]):
-                for k in range(rows.shape[1]):
-                    rq = rows[b, k, q]
-                    if rq != 0.0:
-                        acc += rq * v[b, k, j]
-            dW[q, j] = acc
 
     @cuda.jit
     def carry(g, H, reset, delta_prev, out):
@@ -62,7 +45,7 @@ def _build(F):
         if e < dst.shape[0]:
             dst[e] = src[e]
 
-    return types.SimpleNamespace(add_outer=add_outer, carry=carry,
+    return types.SimpleNamespace(carry=carry,
                                  assign=assign)
 
 

@@ -23,7 +23,7 @@ import types
 
 from numba import cuda
 
-from ._device import per_dtype, sigmoid
+from ._device import per_dtype, sigmoid, stream_block
 
 #: per cell: coefficient units (× n) the step leaves in ``coef``, JVP scratch units (× n)
 GPUCellSpec = collections.namedtuple("GPUCellSpec", "coef_units jvp_units")
@@ -85,9 +85,7 @@ def _build(F):
 
     @cuda.jit
     def step_vanilla(W, x, s_prev, s, rows, aux, Dt, H, coef, want_H):
-        b = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        nt = cuda.blockDim.x
+        b, tid, nt = stream_block()
         n = s.shape[1]
         n_in = x.shape[1]
         input_row_and_z(W, x, s_prev, rows[b, 0], aux[b], n, b, tid, nt)
@@ -112,9 +110,7 @@ def _build(F):
 
     @cuda.jit
     def step_rhn(W, x, s_prev, s, rows, aux, Dt, H, coef, want_H):
-        b = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        nt = cuda.blockDim.x
+        b, tid, nt = stream_block()
         n = s.shape[1]
         n_in = x.shape[1]
         input_row_and_z(W, x, s_prev, rows[b, 0], aux[b], 2 * n, b, tid, nt)
@@ -151,9 +147,7 @@ def _build(F):
 
     @cuda.jit
     def step_lstm(W, x, s_prev, s, rows, aux, Dt, H, coef, want_H):
-        b = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        nt = cuda.blockDim.x
+        b, tid, nt = stream_block()
         n = s.shape[1] // 2
         n_in = x.shape[1]
         input_row_and_z(W, x, s_prev, rows[b, 0], aux[b], 4 * n, b, tid, nt)
@@ -212,9 +206,7 @@ def _build(F):
 
     @cuda.jit
     def step_gru(W, x, s_prev, s, rows, aux, Dt, H, coef, want_H):
-        b = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        nt = cuda.blockDim.x
+        b, tid, nt = stream_block()
         n = s.shape[1]
         n_in = x.shape[1]
         row0 = rows[b, 0]
@@ -263,9 +255,7 @@ def _build(F):
     def jvp_gru(W, s_prev, s, coef, v, out, scratch):
         """``t = v W_h`` over the r and u blocks, ``drow = ρ t_r + r v``, ``z_c' = drow W_{h,c}``,
         ``out = u v + μ t_u + γ z_c'`` (scratch: drow, t_u)."""
-        b = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        nt = cuda.blockDim.x
+        b, tid, nt = stream_block()
         n = s.shape[1]
         n_in = W.shape[0] - n - 1
         for m in range(tid, n, nt):

@@ -101,7 +101,7 @@ class KroneckerDevice(DeviceEstimator):
             a, k2 = cell.a, min(cell.a, k)
             z = lambda *s, dtype=dt: _zeros(*s, dtype=dtype)  # noqa: E731
             self.scr = dict(Ut=z(B, a, k), tau=z(B, k), Q=z(B, a, k2), R=z(B, k2, k),
-                            G=z(B, k, k), T1=z(B, k2, k), Mj=z(B, k2, k2), V=z(B, k2, k2),
+                            gram=z(B, k, k), T1=z(B, k2, k), Mj=z(B, k2, k2), V=z(B, k2, k2),
                             P=z(B, k2, k2), sig=z(B, k), inv=z(B, k2), coef=z(B, k, r),
                             Pc=z(B, k2, r), Xi=z(B, k2, r), signs=z(B, k),
                             offs=z(B, dtype=np.float64), wv=z(B, 2, k),
@@ -110,35 +110,36 @@ class KroneckerDevice(DeviceEstimator):
     def upload(self):
         st = self.bk.learner.host_copies().estimator.state_dict()
         self.us, self.X = cuda.to_device(st["us"]), cuda.to_device(st["X"])
-        self.W = cuda.to_device(np.ascontiguousarray(st["W"]))    # (B, k, P, S)
+        self.term_rows = cuda.to_device(np.ascontiguousarray(st["W"]))  # stored rows (B,k,P,S)
         self.rng = cuda.to_device(st["rng_state"])
-        self.Dt = self.W[:, self.r:]                              # the new-term rows
-        self.W3 = self.W.reshape(self.bk.B, self.k, self.L)
+        self.Dt = self.term_rows[:, self.r:]                            # the new-term rows
+        self.term_rows3 = self.term_rows.reshape(self.bk.B, self.k, self.L)
 
     def download(self):
         est = self.bk.learner.host_copies().estimator
         est.load_state_dict({"us": self.us.copy_to_host(), "X": self.X.copy_to_host(),
-                             "W": self.W.copy_to_host(), "rng_state": self.rng.copy_to_host()})
+                             "W": self.term_rows.copy_to_host(),
+                             "rng_state": self.rng.copy_to_host()})
 
     def reset(self, d_mask):
         self.zero(self.us, d_mask)
-        self.zero(self.W, d_mask)
+        self.zero(self.term_rows, d_mask)
         n = self.X.size
         self.kr.identity_coefficients[blocks(n), TPB](d_mask, self.X)
 
     def before_cell(self):
         B, r = self.bk.B, self.r
-        self.kr.combine[(blocks(self.L), B), TPB](self.X, self.W3, self.A.reshape(B, r, self.L))
+        self.kr.combine[(blocks(self.L), B), TPB](self.X, self.term_rows3, self.A.reshape(B, r, self.L))
 
     def after_readout(self):
         bk, B, r, P, S = self.bk, self.bk.B, self.r, self.bk.cell.P, self.bk.cell.S
-        prod_rows = self.W.reshape(B, self.k * P, S)[:, :r * P, :]
+        prod_rows = self.term_rows.reshape(B, self.k * P, S)[:, :r * P, :]
         self.bmm(self.A.reshape(B, r * P, S), self.H, prod_rows, True)
         if self.kf or not self.exact:          # KF needs only the norms (the diagonal)
             ns = self.Gp.shape[1]
-            self.red.gram_partial[(ns, B), TPB](self.W3, self.Gp, self.split, self.kf)
+            self.red.gram_partial[(ns, B), TPB](self.term_rows3, self.Gp, self.split, self.kf)
         kp = blocks(B * self.k * P)
-        self.kr.project_rows[kp, TPB](self.W, self.delta, self.v)
+        self.kr.project_rows[kp, TPB](self.term_rows, self.delta, self.v)
         sc = self.scr
         if self.kf:
             self.red.kf_small[B, TPB](self.us, self.rows, self.Gp, self.rng, self.X,
@@ -146,7 +147,7 @@ class KroneckerDevice(DeviceEstimator):
         else:
             self.red.ok_reduce_small[B, TPB](
                 self.us, self.rows, self.Gp, self.rng, self.mode, self.X, sc["Ut"], sc["tau"],
-                sc["Q"], sc["R"], sc["G"], sc["T1"], sc["Mj"], sc["V"], sc["P"], sc["sig"],
+                sc["Q"], sc["R"], sc["gram"], sc["T1"], sc["Mj"], sc["V"], sc["P"], sc["sig"],
                 sc["inv"], sc["coef"], sc["Pc"], sc["Xi"], sc["signs"], sc["offs"], sc["wv"],
                 sc["perm"])
         self.kr.factor_proj[blocks(B * r * P), TPB](self.X, self.v, self.proj)
@@ -236,6 +237,7 @@ class TBPTTDevice(DeviceEstimator):
         self.g2 = _zeros(B, cell.S, dtype=self.dt)
         self.v = _zeros(B, cell.n_terms, cell.P, dtype=self.dt)
         self._no_reset = _zeros(B, dtype=np.uint8)
+        self._one = self.dt.type(1.0)     # kron_grad's scale
         self._reset_mask = None
 
     def upload(self):
@@ -277,7 +279,7 @@ class TBPTTDevice(DeviceEstimator):
         bp.assign[blocks(B * S), TPB](self.w_deltas[k - 1].reshape(B * S), self.g.reshape(B * S))
         for t in range(k - 1, -1, -1):
             self.kr.project_rows[blocks(nv), TPB](self.w_Dt[t], self.g, self.v)
-            bp.add_outer[blocks(nW), TPB](self.w_rows[t], self.v, gW)
+            self.kr.kron_grad[blocks(nW), TPB](self.w_rows[t], self.v, self._one, gW)
             if t == 0:
                 break
             bp.carry[blocks(B * S), TPB](self.g, self.w_H[t], self.w_resets[t],

@@ -12,7 +12,7 @@ import types
 import numpy as np
 from numba import cuda
 
-from ._device import per_dtype
+from ._device import per_dtype, stream_block
 
 
 def _build(F):
@@ -23,9 +23,7 @@ def _build(F):
     def readout(V, s, y, n, g, delta, lossv):
         """Per stream (one block): logits, softmax, loss (float64, into ``lossv[b]``),
         ``g[b] = p − onehot(y)`` and ``delta[b] = ∂L/∂s``."""
-        b = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        nt = cuda.blockDim.x
+        b, tid, nt = stream_block()
         n_out = V.shape[1]
         S = s.shape[1]
         sh = cuda.shared.array(1, f64)

@@ -25,7 +25,7 @@ from numba.cuda.extending import register_jitable
 
 from ..estimators import reduce as _reduce
 from ..estimators.mixing import mixing_coefficients_into, split_point
-from ._device import GRAM_COLS, KMAX, TPB, per_dtype
+from ._device import GRAM_COLS, KMAX, TPB, per_dtype, stream_block
 from ._rng import rademacher, uniform
 
 # the CPU's mixing rule, compiled for the device (one source: oknumba.estimators.mixing)
@@ -219,17 +219,15 @@ def _build(F):
             cuda.syncthreads()
 
     @cuda.jit
-    def ok_reduce_small(us, rows, Gp, rng, mode, X, Ut, tau, Q, R, G, T1, Mj, V, P, sig, inv,
+    def ok_reduce_small(us, rows, Gp, rng, mode, X, Ut, tau, Q, R, gram, T1, Mj, V, P, sig, inv,
                         coef, Pc, Xi, signs, offs, wv, perm):
         """One block per stream, as :func:`oknumba.estimators.reduce.reduce_coefficients`:
         draws (k signs, one uniform); QR of Uᵀ = [us; rows]ᵀ; then the exact path
-        (min(a, k) ≤ r) or Gram → M = R G Rᵀ → Jacobi → descending order with canonical
+        (min(a, k) ≤ r) or the Gram matrix ``gram`` → M = R gram Rᵀ → Jacobi → descending order with canonical
         signs (eigenvalues at the rounding level count as zero) → mixing coefficients. Writes
         the new ``us[b]`` and the coefficients ``X[b]`` (k×r) of the large side
         (``A_i = Σ_j X[b, j, i] W_j``, recombined at the start of the next step)."""
-        b = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        nt = cuda.blockDim.x
+        b, tid, nt = stream_block()
         r = us.shape[1]
         a = us.shape[2]
         K = rows.shape[1]
@@ -267,14 +265,14 @@ def _build(F):
             acc = Gp[b, 0, i, j]
             for sp in range(1, ns):
                 acc += Gp[b, sp, i, j]
-            G[b, i, j] = acc
+            gram[b, i, j] = acc
         cuda.syncthreads()
-        for e in range(tid, kk * k, nt):     # T1 = R G
+        for e in range(tid, kk * k, nt):     # T1 = R gram
             i = e // k
             j = e % k
             acc = F(0)
             for l in range(k):
-                acc += R[b, i, l] * G[b, l, j]
+                acc += R[b, i, l] * gram[b, l, j]
             T1[b, i, j] = acc
         cuda.syncthreads()
         for e in range(tid, kk * kk, nt):    # M = T1 Rᵀ (into P as scratch)
@@ -360,9 +358,7 @@ def _build(F):
     def kf_small(us, rows, Gp, rng, X, signs2, pn, ucoef):
         """One block per stream: KF-RTRL mixing of every copy i with the K new terms (draws
         in the CPU order); writes the new ``us[b]`` and the large-side coefficients X[b]."""
-        b = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        nt = cuda.blockDim.x
+        b, tid, nt = stream_block()
         r = us.shape[1]
         a = us.shape[2]
         K = rows.shape[1]

@@ -17,7 +17,7 @@ import types
 
 from numba import cuda
 
-from ._device import TPB, per_dtype
+from ._device import TPB, per_dtype, stream_block
 from ._rng import rademacher
 
 
@@ -37,9 +37,7 @@ def _build(F):
     @cuda.jit
     def uoro_step(s_tilde, theta, s_prime, rows, Dt, rng, eps, nu, vbuf, dtheta, delta, cgrad,
                   with_gradient):
-        b = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        nt = cuda.blockDim.x
+        b, tid, nt = stream_block()
         K = rows.shape[1]
         a = rows.shape[2]
         P = Dt.shape[2]
