@@ -8,6 +8,7 @@ frozen, ``Σ_t δ_tᵀ G_t`` plus the readout's direct gradient is exactly the B
 """
 import numpy as np
 
+from ._threads import pinned_threads
 from ._validate import as_float_array, as_resets, as_targets, check_positive_int
 from .estimators import ESTIMATORS, OFFLINE_METHODS, make_estimator
 from .estimators.bptt import bptt_grad
@@ -71,7 +72,8 @@ def stream_loss(model, xs, ys, resets=None, state=None):
     return float(total), int((ys >= 0).sum()), s_prev.copy()
 
 
-def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, truncation=None):
+def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, truncation=None,
+                  threads=1):
     """Loss and gradient of ``Σ_t L_t`` over one sequence with parameters frozen.
 
     Parameters
@@ -88,6 +90,9 @@ def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, t
         the returned gradient is one sample whose expectation is the exact gradient.
     truncation : int, optional
         TBPTT chunk length k ≥ 1.
+    threads : int or None
+        BLAS and Numba threads during the call (default 1, as
+        :class:`~oknumba.OnlineLearner`; None leaves the thread settings alone).
 
     Returns
     -------
@@ -106,12 +111,17 @@ def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, t
         truncation = check_positive_int(truncation, "truncation")
     elif truncation is not None:
         raise ValueError(f"truncation is only used by method 'tbptt', not {method!r}")
-    if method in OFFLINE_METHODS:
-        loss, dW, dV = bptt_grad(model, W, V, xs, ys, resets,
-                                 truncation if method == "tbptt" else None)
-        return float(loss), {"W": dW, "V": dV}
-    est = make_estimator(method, model.cell, ys.shape[1], model.dtype, rank=rank, seed=seed)
-    loss, dW, dV = run_estimator(model, W, V, xs, ys, resets, est)
+    if threads is not None:
+        check_positive_int(threads, "threads")
+    with pinned_threads(threads):
+        if method in OFFLINE_METHODS:
+            loss, dW, dV = bptt_grad(model, W, V, xs, ys, resets,
+                                     truncation if method == "tbptt" else None)
+        else:
+            est = make_estimator(method, model.cell, ys.shape[1], model.dtype, rank=rank,
+                                 seed=seed)
+            est.threads = threads
+            loss, dW, dV = run_estimator(model, W, V, xs, ys, resets, est)
     return float(loss), {"W": dW, "V": dV}
 
 

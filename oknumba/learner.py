@@ -22,7 +22,7 @@ import types
 import numpy as np
 
 from ._jit import kernel
-from ._threads import pinned_threads
+from ._threads import StepThreads, pinned_threads
 from ._validate import check_positive_int
 from .estimators import make_estimator
 from .methods import method_names
@@ -82,8 +82,15 @@ class OnlineLearner:
         Window k of ``"tbptt"``.
     seed : int
         Seed of the estimator's random signs.
-    threads : int, optional
-        Numba and BLAS threads used inside :meth:`pinned` (and by the CLI for a whole run).
+    threads : int or None
+        BLAS and Numba threads of each :meth:`step` (default 1: fastest for small and
+        mid-sized models, and immune to other processes holding the cores; give 2 or more
+        for large models on an idle machine). Each step sets every loaded BLAS library to
+        ``threads`` and puts the previous count back (about 0.2 µs per library), so code
+        between steps is unaffected; the estimators' parallel kernels run on ``threads``
+        Numba threads. :meth:`pinned` pins both for a whole block. None leaves the thread
+        settings alone (the BLAS pools then use every core, which can be 10–50× slower on
+        busy cores).
     device : {"cpu", "gpu"}
         ``"gpu"`` keeps parameters, states and influence factors resident on a CUDA GPU
         (every method; needs ``pip install "oknumba[cuda]"`` and a driver, or
@@ -94,7 +101,7 @@ class OnlineLearner:
     """
 
     def __init__(self, model, method, rank=None, batch=1, optimizer="adam", lr=10 ** -3.5,
-                 clip=1.0, update_every=1, truncation=None, seed=0, threads=None, device="cpu"):
+                 clip=1.0, update_every=1, truncation=None, seed=0, threads=1, device="cpu"):
         if not isinstance(model, RNN):
             raise TypeError(f"model must be an oknumba.RNN, got {type(model).__name__}")
         if method not in LEARNER_METHODS:
@@ -106,13 +113,15 @@ class OnlineLearner:
         if clip is not None and not (isinstance(clip, numbers.Real) and clip > 0):
             raise ValueError(f"clip must be a positive number or None, got {clip!r}")
         self.clip = clip
-        self.threads = threads
         if threads is not None:
             check_positive_int(threads, "threads")
+        self.threads = threads
         cell, dt, B = model.cell, model.dtype, self.batch
         self._estimator = est = make_estimator(method, cell, B, dt, rank=rank, seed=seed,
                                                truncation=truncation)
         self.truncation = getattr(est, "truncation", None)    # checked by the estimator
+        est.threads = threads
+        self._step_threads = None if threads is None else StepThreads(threads)
         if est.update_interval is not None:       # the method fixes the update period
             if update_every not in (1, est.update_interval):
                 raise ValueError(f"for {method!r} the update interval is {est.update_interval}"
@@ -130,6 +139,8 @@ class OnlineLearner:
         self._delta = np.zeros((B, cell.S), dt)
         self._grads = {k: np.zeros_like(p) for k, p in model.params.items()}
         self._grad_scale = dt.type(1.0 / B)
+        W, V = model._params["W"], model._params["V"]
+        self._kernel_params = (W, V, W.shape, V.shape)     # what the kernels were checked for
         self.steps = 0
         self.updates = 0
         #: ``(‖g_W‖, ‖g_V‖)`` before clipping at the last update (None before the first)
@@ -214,8 +225,33 @@ class OnlineLearner:
                 self.last_grad_norms = norms
                 self.updates += 1
             return self._finish(loss, n_valid)
-        m, cell = self.model, self.model.cell
+        m = self.model
         W, V = m._params["W"], m._params["V"]
+        kW, kV, shape_W, shape_V = self._kernel_params
+        if W is not kW or V is not kV or W.shape != shape_W or V.shape != shape_V:
+            W, V = self._adopt_params()
+        pin = self._step_threads
+        old_threads = pin.pin() if pin is not None else None
+        try:
+            loss = self._cpu_step(W, V, x, y, reset)
+        finally:
+            if old_threads is not None:
+                pin.restore(old_threads)
+        return self._finish(loss, n_valid)
+
+    def _adopt_params(self):
+        """``model.params`` entries were replaced (or reshaped in place) since the last step:
+        check the new arrays as at construction before any kernel reads them."""
+        try:
+            W, V = self.model.check_params()
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{e} (model.params was changed after the learner was built; keep the"
+                          " shapes and dtype, or write values in place: params['W'][...] = ...)") from None
+        self._kernel_params = (W, V, W.shape, V.shape)
+        return W, V
+
+    def _cpu_step(self, W, V, x, y, reset):
+        m, cell = self.model, self.model.cell
         s_prev, s = self._state, self._s_new
         est, grads, aux = self._estimator, self._grads, self._buf["aux"]
         if reset is not None and reset.any():
@@ -232,7 +268,7 @@ class OnlineLearner:
             self.last_grad_norms = self._optimizer.update(m._params, grads, self._grad_scale,
                                                           self.clip)
             self.updates += 1
-        return self._finish(loss, n_valid)
+        return loss
 
     def _finish(self, loss, n_valid):
         if not math.isfinite(loss):

@@ -43,6 +43,9 @@ class MethodInfo:
         Rough peak bytes of the learner.
     summary : str
         One line for help texts.
+    gpu : str or None
+        The device estimator's class in :mod:`oknumba.gpu.estimators` (a name: the GPU
+        extra is optional), None when the method has no GPU implementation.
     """
 
     name: str
@@ -54,6 +57,7 @@ class MethodInfo:
     flops: Callable
     memory: Callable
     summary: str
+    gpu: Optional[str] = None
 
     def spec(self, value=None):
         """The spec string, e.g. ``"ok:8"``."""

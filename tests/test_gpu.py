@@ -30,7 +30,7 @@ from oknumba import RNN, OnlineLearner
 pytestmark = [
     pytest.mark.cuda,
     # the simulator runs splitmix64 on NumPy uint64 scalars, whose intended wrap-around warns
-    pytest.mark.filterwarnings("ignore:overflow encountered in scalar:RuntimeWarning:oknumba.gpu._rng"),
+    pytest.mark.filterwarnings("ignore:overflow encountered in scalar:RuntimeWarning:oknumba._rng"),
 ]
 
 TOL = {np.float64: 1e-10, np.float32: 5e-5}
@@ -273,6 +273,19 @@ def test_mixing_rule_has_one_source(need_gpu):
     assert reduction.split_point is mixing.split_point is reduce.split_point
     src = open(reduction.__file__).read()
     assert "def mixing_coefficients" not in src and "def split_point" not in src
+
+
+def test_registry_names_each_device_estimator(need_gpu):
+    """Every registered method's ``gpu`` entry is a device estimator class, and the splitmix64
+    draws are the CPU's own functions."""
+    from oknumba import _rng
+    from oknumba.gpu import _rng as gpu_rng
+    from oknumba.gpu import estimators
+    from oknumba.methods import METHODS
+
+    for info in METHODS.values():
+        assert isinstance(getattr(estimators, info.gpu), type), info.name
+    assert gpu_rng.next_u64 is _rng.next_u64 and gpu_rng.uniform is _rng.uniform
 
 
 def _block_sum(out):

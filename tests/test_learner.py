@@ -269,3 +269,46 @@ def test_checkpoint_versions(tmp_path):
     assert np.array_equal(fresh.estimator.dense(), learner.estimator.dense())
     with pytest.raises(ValueError, match=r"version 3.*loads versions \[1, 2\]"):
         checkpoint.load_checkpoint(rewrite_version(3), fresh)
+
+
+def test_step_pins_blas_threads_and_puts_them_back():
+    """Each step runs on ``threads`` BLAS threads; the caller's settings are untouched after."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from oknumba._threads import StepThreads
+
+    model = oknumba.RNN("rhn", 3, 6, 3, seed=0)
+    learner = oknumba.OnlineLearner(model, "ok", rank=2, batch=2)
+    assert learner.threads == 1
+    x, y = np.eye(3)[[0, 1]], np.array([1, 2])
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        pin = StepThreads(1)
+        old = pin.pin()
+        inside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        pin.restore(old)
+        learner.step(x, y)
+        after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert inside == [1] * len(before)
+    assert after == before
+
+
+def test_replaced_or_reshaped_params_are_refused_before_a_kernel_reads_them():
+    model = oknumba.RNN("gru", 3, 5, 3, seed=0)
+    learner = oknumba.OnlineLearner(model, "kf", batch=2)
+    x, y = np.eye(3)[[0, 1]], np.array([1, 2])
+    learner.step(x, y)
+    good_V = model.params["V"]
+    model.params["V"] = np.zeros((3, 3))
+    with pytest.raises(ValueError, match=r"shape \(6, 3\).*changed after the learner was built"):
+        learner.step(x, y)
+    model.params["V"] = np.zeros_like(good_V)            # same shape: adopted
+    assert np.isfinite(learner.step(x, y))
+    assert not np.all(model.params["V"] == 0.0)          # the optimizer updated the new array
+    model.params["W"].shape = model.params["W"].shape[::-1]
+    with pytest.raises(ValueError, match="changed after the learner was built"):
+        learner.step(x, y)
+    model.params["W"].shape = model.params["W"].shape[::-1]
+    model.params["W"] = model.params["W"].astype(np.float32)
+    with pytest.raises(TypeError, match="dtype float64"):
+        learner.step(x, y)

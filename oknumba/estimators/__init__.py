@@ -18,16 +18,17 @@ def _register_builtin():
                          (KF, "KF-RTRL: one Kronecker term, unbiased"),
                          (KFAverage, "mean of r KF-RTRL copies (the paper's equal-cost baseline)")):
         register_method(MethodInfo(cls.method, "rank" if cls.takes_rank else None, cls.stochastic,
-                                   cls is OKTruncated, cls, summary=summary, **kron))
+                                   cls is OKTruncated, cls, summary=summary, gpu="KroneckerDevice",
+                                   **kron))
     rtrl_cols = lambda params, a, P: a * P  # noqa: E731
     register_method(MethodInfo("rtrl", None, False, False, ExactRTRL, rtrl_cols,
-                               product_flops(rtrl_cols), rtrl_memory, "exact RTRL"))
+                               product_flops(rtrl_cols), rtrl_memory, "exact RTRL", "RTRLDevice"))
     register_method(MethodInfo("uoro", None, True, False, UORO, no_product,
                                lambda params, B, S, a, P: 6.0 * B * a * P, uoro_memory,
-                               "UORO: unbiased rank-one, O(n²) per step"))
+                               "UORO: unbiased rank-one, O(n²) per step", "UORODevice"))
     register_method(MethodInfo("tbptt", "truncation", False, True, TruncatedBPTT, no_product,
                                lambda params, B, S, a, P: B * (4.0 * a * P + 2.0 * S * S),
-                               tbptt_memory, "truncated BPTT, an update every k steps"))
+                               tbptt_memory, "truncated BPTT, an update every k steps", "TBPTTDevice"))
 
 
 _register_builtin()

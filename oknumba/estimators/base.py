@@ -40,6 +40,9 @@ class Estimator:
     has_influence = True
     #: the steps between optimizer updates the method imposes (None: any ``update_every``)
     update_interval = None
+    #: threads for the estimator's parallel kernels (None: Numba's current setting); the
+    #: learner sets its own ``threads`` here
+    threads = None
 
     def __init__(self, cell, batch, dtype):
         self.cell = cell

@@ -37,7 +37,7 @@ from numba import prange
 
 from .._jit import kernel
 from .._rng import rademacher, uniform
-from .._threads import blas_single_threaded
+from .._threads import blas_single_threaded, numba_threads
 from .base import StochasticEstimator
 from .kf_kernels import kf_coefficients, row_norms_accumulate
 from .reduce import (MODE_OPTIMAL, MODE_TRUNCATED, _check_rank, combine_rows,
@@ -275,10 +275,13 @@ def convert_rows(Wr, chunk, Wt, into_chunks):
                     Wt[b, j, p0:p1, :] = part
 
 
-def use_parallel_streams(batch, work_size):
+def use_parallel_streams(batch, work_size, threads=None):
     """Spread streams over threads when there are several of both and each stream's work is
-    large enough to amortise the thread hand-off (S·P ≥ 4096)."""
-    return batch >= 2 and numba.get_num_threads() >= 2 and work_size >= 4096
+    large enough to amortise the thread hand-off (S·P ≥ 4096); ``threads`` None means Numba's
+    current setting."""
+    if threads is None:
+        threads = numba.get_num_threads()
+    return batch >= 2 and threads >= 2 and work_size >= 4096
 
 
 class KroneckerSumEstimator(StochasticEstimator):
@@ -339,8 +342,8 @@ class KroneckerSumEstimator(StochasticEstimator):
         args = (self._kind, self._mode, self.chunk, H, self.term_rows, self.X, self.us,
                 self.rng_state, rows, D, self._work, delta, self.dtype.type(self.gradient_scale),
                 dW, with_gradient)
-        if use_parallel_streams(self.batch, self.cell.S * self.cell.P):
-            with blas_single_threaded():
+        if use_parallel_streams(self.batch, self.cell.S * self.cell.P, self.threads):
+            with blas_single_threaded(), numba_threads(self.threads):
                 kron_step_parallel(*args)
         else:
             kron_step(*args)

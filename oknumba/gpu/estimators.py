@@ -14,6 +14,7 @@ import numpy as np
 from numba import cuda
 
 from ..estimators.mixing import MODE_OPTIMAL, MODE_TRUNCATED
+from ..methods import method_info
 from ..estimators.uoro import EPSILON
 from . import bptt, cells, kronecker, products, reduction, uoro
 from ._device import GRAM_COLS, GRAM_SPLIT, KMAX, TILE, TPB, blocks
@@ -288,12 +289,8 @@ class TBPTTDevice(DeviceEstimator):
 
 
 def make(backend):
-    """The device estimator for the learner's method."""
-    method = backend.learner.method
-    if method == "tbptt":
-        return TBPTTDevice(backend)
-    if method == "uoro":
-        return UORODevice(backend)
-    if method == "rtrl":
-        return RTRLDevice(backend)
-    return KroneckerDevice(backend)
+    """The device estimator the method registers (:attr:`oknumba.methods.MethodInfo.gpu`)."""
+    info = method_info(backend.learner.method)
+    if info.gpu is None:
+        raise ValueError(f"method {info.name!r} has no GPU implementation: use device='cpu'")
+    return globals()[info.gpu](backend)
