@@ -10,6 +10,7 @@ import os
 # library that mixes both; set OMP_WAIT_POLICY yourself before importing to override it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from . import checkpoint  # noqa: F401  (oknumba.checkpoint.save_checkpoint / load_checkpoint)
 from .estimators import ok_min_variance, ok_reduce
 from .functional import METHODS, sequence_grad, sequence_loss, stream_loss
 from .learner import OnlineLearner

@@ -15,6 +15,7 @@ run/checkpoint, 130/143 interrupted by SIGINT/SIGTERM (a checkpoint was written)
 import argparse
 import json
 import math
+import re
 import shlex
 import sys
 import time
@@ -28,6 +29,7 @@ from ._argtypes import positive_int as _positive_int
 from .cells import CELLS
 from .tasks import TASKS
 from .learner import LEARNER_METHODS
+from .progress import TerminalProgress
 
 _DESCRIPTION = ("Online training of recurrent networks with RTRL and the Optimal Kronecker-Sum approximation"
                 " (OK).\n\n" + __doc__.split("\n\n", 1)[1].replace("Commands::", "Commands:"))
@@ -93,8 +95,12 @@ def _add_train_options(p, task):
     g.add_argument("--out", metavar="DIR",
                    help=f"output folder (default: runs/{task}-<method><rank>-<YYYYmmdd-HHMMSS>)")
     g.add_argument("--resume", metavar="DIR",
-                   help="continue the run in DIR from its checkpoint.npz with its config.json; only --steps,"
-                        " --threads, --device, --log-every, --checkpoint-every, --quiet may be given with it (default: none)")
+                   help="continue the run in DIR from its checkpoint.npz with its config.json: the original"
+                        " command plus --resume DIR works; only --steps, --threads, --device, --log-every,"
+                        " --checkpoint-every may differ from the stored values (default: none)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start afresh in --out DIR even if it holds a run (removes that run's files:"
+                        " config, metrics, summary, params, checkpoint) (default: off)")
     g.add_argument("--threads", type=_positive_int,
                    help=f"Numba and BLAS threads; 1 is fastest for small models on 2 cores; a resumed run is"
                         f" bit-identical only with the same value (default: {dflt('threads')})")
@@ -174,88 +180,6 @@ def build_parser():
 # ------------------------------------------------------------------------------------------------
 # progress display
 # ------------------------------------------------------------------------------------------------
-def _hms(seconds):
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def _metric_text(info):
-    parts = []
-    if "level" in info:
-        parts.append(f"level {info['level']}  avg {info['avg']:.3f} bits")
-    if info.get("train_bpc") is not None:
-        parts.append(f"train {info['train_bpc']:.3f} bpc")
-    if info.get("valid_bpc") is not None:
-        parts.append(f"valid {info['valid_bpc']:.3f} bpc")
-    return "  ".join(parts)
-
-
-class TerminalProgress(runner.Progress):
-    """One self-updating line on a TTY; a plain line per metrics record otherwise."""
-
-    def __init__(self, label, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = 0.25 if self.tty else None
-        self.label = label
-        self.width = 0
-
-    def _write_line(self, text):
-        pad = max(0, self.width - len(text))
-        self.stream.write("\r" + text + " " * pad)
-        self.stream.flush()
-        self.width = len(text)
-
-    def _clear(self):
-        if self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.width = 0
-
-    def start(self, step, total, info):
-        self.t0, self.step0 = time.perf_counter(), step
-        if not self.tty:
-            self.stream.write(f"{self.label}: starting at step {step} of {total}\n")
-            self.stream.flush()
-
-    def _eta(self, step, total):
-        el = time.perf_counter() - self.t0
-        done = step - self.step0
-        return (total - step) * el / done if done > 0 and el > 0 else None
-
-    def update(self, step, total, steps_per_s, info):
-        text = (f"{self.label}  step {step}/{total}  {steps_per_s:.0f} steps/s  {_metric_text(info)}"
-                f"  ETA {_hms(self._eta(step, total))}")
-        self._write_line(text)
-
-    def record(self, rec, total):
-        info = {k: rec.get(k) for k in ("level", "avg", "train_bpc", "valid_bpc") if rec.get(k) is not None}
-        rate = rec.get("steps_per_s")
-        line = (f"{self.label}  step {rec['step']}/{total}  {'?' if rate is None else f'{rate:.0f}'} steps/s"
-                f"  {_metric_text(info)}  ETA {_hms(self._eta(rec['step'], total))}")
-        if self.tty:
-            if rec.get("valid_bpc") is not None:  # keep evaluation results on screen
-                self._clear()
-                self.stream.write(line + "\n")
-            else:
-                self._write_line(line)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def message(self, text):
-        self._clear()
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self):
-        if self.width:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.width = 0
-
-
 # ------------------------------------------------------------------------------------------------
 # commands
 # ------------------------------------------------------------------------------------------------
@@ -269,6 +193,14 @@ def _err(msg):
     print(f"oknumba: error: {msg}", file=sys.stderr)
 
 
+def _flag(key):
+    return "--" + key.replace("_", "-")
+
+
+def _typed(value):
+    return "none" if value is None else str(value)
+
+
 def cmd_train(args):
     given = {k: getattr(args, k) for k in _train_keys(args.task) if getattr(args, k, None) is not None}
     out = args.resume or args.out or "?"
@@ -277,14 +209,17 @@ def cmd_train(args):
         given.pop("clip")
     try:
         if args.resume:
-            if args.out:
-                raise runner.RunError("--out cannot be used with --resume (the run stays in its folder)")
-            if clip_none:
-                raise runner.RunError("cannot change ['clip'] when resuming")
             out = args.resume
+            if args.out and not runner._same_setting(args.out, args.resume):
+                raise runner.RunError(f"--out {args.out} differs from --resume {args.resume} (a resumed run"
+                                      " stays in its folder): drop --out")
+            if args.overwrite:
+                raise runner.RunError("--overwrite starts a run afresh and --resume continues one: give one")
             doc = runner.load_run_config(out)
             if doc["task"] != args.task:
                 raise runner.RunError(f"{out} holds a {doc['task']} run; use: oknumba train {doc['task']} --resume {out}")
+            if clip_none and doc.get("clip") is not None:
+                raise runner.ResumeConflict(out, [("clip", None, doc.get("clip"))])
             cfg = doc
             progress = _progress(args, cfg)
             summary = runner.resume(out, progress=progress, **given)
@@ -296,7 +231,12 @@ def cmd_train(args):
             progress = _progress(args, cfg)
             if not args.quiet:
                 print(f"{_label(cfg)}: {cfg['steps']} steps, writing to {out}", file=sys.stderr)
-            summary = runner.train(cfg, out, progress=progress)
+            summary = runner.train(cfg, out, progress=progress, overwrite=args.overwrite)
+    except runner.ResumeConflict as e:
+        flags = ", ".join(f"{_flag(k)} {_typed(g)} (the run has {_typed(v)})" for k, g, v in e.conflicts)
+        _err(f"cannot change {flags} when resuming {e.out_dir}; only --steps, --threads, --device,"
+             " --log-every, --checkpoint-every may differ (or start afresh with --overwrite instead of --resume)")
+        return 2
     except runner.RunError as e:
         _err(str(e))
         return 2
@@ -358,14 +298,14 @@ def cmd_noise(args):
 
 
 def cmd_plot(args):
-    from .plot import PlotError, plot_runs
+    from .plot import PlotError, plot_runs, png_path
 
     try:
         lines = plot_runs(args.dirs, args.out, metric=args.metric, x=args.x, title=args.title)
     except PlotError as e:
         _err(str(e))
         return e.exit_code
-    print(f"wrote {args.out} ({len(lines)} runs: {', '.join(lines)})")
+    print(f"wrote {png_path(args.out)} ({len(lines)} runs: {', '.join(lines)})")
     return 0
 
 
@@ -388,9 +328,43 @@ def demo(args):
     return 0
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _join_negative_values(argv):
+    """``--lr -1e-3`` → ``--lr=-1e-3``: argparse takes ``-1e-3`` for an option (it only knows
+    plain ``-1`` / ``-0.5`` as numbers), so the value's own check can say what is wrong."""
+    out = []
+    for tok in argv:
+        if (out and _NEGATIVE_NUMBER.match(tok) and out[-1].startswith("--") and "=" not in out[-1]):
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
 def main(argv=None):
+    """Run the command line; user mistakes end in one ``oknumba: error:`` line (exit 2), a
+    bug in a traceback with a line asking to report it (exit 1)."""
+    argv = _join_negative_values(sys.argv[1:] if argv is None else list(argv))
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except OSError as e:   # output paths, permissions, a full disk, unreadable inputs
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        _err(f"cannot use{where}: {e.strerror or e}")
+        return 2
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(f"\noknumba {__version__}: this is a bug in oknumba, not a mistake of yours. Please report it"
+              " (the project's issue tracker) with the command you ran and the traceback above.",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

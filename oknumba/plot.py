@@ -1,6 +1,7 @@
 """Learning curves of several runs in one PNG (``oknumba plot``). Needs matplotlib (the
 optional extra ``oknumba[plot]``); nothing else in the package imports this module."""
 import json
+import math
 import os
 
 from .run_folder import CONFIG_FILE, METRICS_FILE, read_metrics
@@ -53,16 +54,34 @@ def _labels(cfgs, dirs):
         keys = [k for k in ("task", "cell", "hidden", "batch", "lr", "dtype", "seed")
                 if len({json.dumps(cfgs[i].get(k)) for i in idx}) > 1]
         for i in idx:
-            extra = " ".join(f"{k}={cfgs[i].get(k)}" for k in keys)
+            extra = " ".join(_fmt_value(k, cfgs[i].get(k)) for k in keys)
             out[i] = f"{lab} {extra}" if extra else f"{lab} ({os.path.basename(os.path.normpath(dirs[i]))})"
     return out
 
 
+def png_path(out):
+    """The file a figure saved to ``out`` lands in: matplotlib adds ``.png`` to a name
+    without an extension."""
+    return out if os.path.splitext(out)[1] else out + ".png"
+
+
+def _fmt_value(k, v):
+    """Short legend text for a setting (``lr=10^-3.5``, ``lr=0.001``)."""
+    if isinstance(v, float):
+        e = math.log10(v) if v > 0 else None
+        if e is not None and abs(e * 2 - round(e * 2)) < 1e-9 and v < 1e-2:
+            return f"{k}=10^{round(e * 2) / 2:g}"
+        return f"{k}={v:.3g}"
+    return f"{k}={v}"
+
+
 def plot_runs(dirs, out, metric="auto", x="step", title=None):
-    """Draw ``metric`` against ``x`` for each run folder in ``dirs`` into the PNG ``out``.
+    """Draw ``metric`` against ``x`` for each run folder in ``dirs`` into the PNG ``out``
+    (``.png`` is added to a name without an extension: :func:`png_path`).
 
     Returns the list of line labels. Raises :class:`PlotError`.
     """
+    out = png_path(out)
     try:
         import matplotlib
 

@@ -11,8 +11,9 @@
     ``train_bpc``/``valid_bpc``, ``valid_bpc`` null where no evaluation ran).
 ``summary.json``
     ``task``, ``method``, ``cell``, ``hidden``, ``rank``, ``batch``, ``seed``, ``lr``,
-    ``dtype``, ``steps``, ``target_steps``, ``status`` (``"complete"`` or ``"interrupted"``),
-    ``wall_seconds``, ``final_loss_bits`` and the task's fields (``level``; ``valid_bpc``).
+    ``dtype``, ``steps``, ``target_steps``, ``status`` (``"complete"``, ``"interrupted"`` or
+    ``"diverged"``, the last with ``diverged_at_step`` and ``error``), ``wall_seconds``,
+    ``final_loss_bits`` and the task's fields (``level``; ``valid_bpc``).
 ``params.npz``
     One array per key of ``model.params`` (``W``, ``V``).
 ``checkpoint.npz``
@@ -35,6 +36,8 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 PARAMS_FILE = "params.npz"
 CHECKPOINT_FILE = "checkpoint.npz"
+#: every file a run writes (what ``--overwrite`` removes)
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, PARAMS_FILE, CHECKPOINT_FILE)
 
 
 class RunError(Exception):
@@ -88,6 +91,23 @@ class RunFolder:
     def holds_run(self):
         return os.path.exists(self.path(CONFIG_FILE))
 
+    def read_summary(self):
+        """``summary.json`` as a dict, None if absent or unreadable."""
+        try:
+            with open(self.path(SUMMARY_FILE)) as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def clear(self):
+        """Remove the run's files (:data:`RUN_FILES`; nothing else in the folder)."""
+        for name in RUN_FILES:
+            try:
+                os.remove(self.path(name))
+            except FileNotFoundError:
+                pass
+
     def create(self, config):
         """Make the folder, write ``config.json`` and an empty ``metrics.jsonl``."""
         os.makedirs(self.root, exist_ok=True)
@@ -122,5 +142,5 @@ class RunFolder:
         return self.path(CHECKPOINT_FILE)
 
 
-__all__ = ["RunFolder", "RunError", "read_metrics", "read_json", "write_json", "CONFIG_FILE",
+__all__ = ["RunFolder", "RunError", "read_metrics", "read_json", "write_json", "RUN_FILES", "CONFIG_FILE",
            "METRICS_FILE", "SUMMARY_FILE", "PARAMS_FILE", "CHECKPOINT_FILE"]

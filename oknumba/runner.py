@@ -125,16 +125,25 @@ def default_out_dir(cfg, root="runs"):
 # ------------------------------------------------------------------------------------------------
 # public entry points
 # ------------------------------------------------------------------------------------------------
-def train(cfg, out_dir, progress=None):
+def train(cfg, out_dir, progress=None, overwrite=False):
     """Start a new run with config ``cfg`` (from :func:`make_config`) in ``out_dir``.
 
+    ``overwrite``: remove a run already in ``out_dir`` first (its files only).
     Returns the summary dict. Raises :class:`RunError` (bad settings, folder already holds
     a run) or :class:`Interrupted` (after writing the checkpoint).
     """
     _check_config(cfg)
-    if RunFolder(out_dir).holds_run():
-        raise RunError(f"{out_dir} already holds a run; continue it with --resume {out_dir} or pick another --out")
+    folder = RunFolder(out_dir)
+    if folder.holds_run() and not overwrite:
+        summary = folder.read_summary() or {}
+        if summary.get("status") == "diverged":
+            raise RunError(f"{out_dir} holds a run that diverged at step {summary.get('diverged_at_step')};"
+                           " start afresh there with --overwrite, or pick another --out")
+        raise RunError(f"{out_dir} already holds a run: continue it with --resume {out_dir}, start"
+                       " afresh there with --overwrite, or pick another --out")
     run = TrainingRun(_task_class(cfg["task"]), cfg, out_dir, progress)
+    if overwrite:
+        folder.clear()
     run.folder.create(run.full_config())
     return run.loop()
 
@@ -151,17 +160,50 @@ def load_run_config(out_dir):
     return doc
 
 
+class ResumeConflict(RunError):
+    """Settings given with a resume that differ from the stored run's: ``conflicts`` is a list
+    of ``(key, given, stored)``."""
+
+    def __init__(self, out_dir, conflicts):
+        self.out_dir, self.conflicts = out_dir, conflicts
+        text = ", ".join(f"{k}={g!r} (the run has {s!r})" for k, g, s in conflicts)
+        super().__init__(f"cannot change {text} when resuming {out_dir}: its config.json fixes them"
+                         f" (only {list(RESUMABLE_OVERRIDES)} may change)")
+
+
+def _same_setting(given, stored):
+    """Whether a setting given with ``--resume`` equals the stored one (paths: the same file)."""
+    if given == stored:
+        return True
+    if isinstance(given, str) and isinstance(stored, str):
+        try:
+            return os.path.samefile(given, stored)
+        except OSError:
+            return os.path.abspath(given) == os.path.abspath(stored)
+    if isinstance(given, float) and isinstance(stored, (int, float)) and not isinstance(stored, bool):
+        return math.isclose(given, stored, rel_tol=1e-12, abs_tol=0.0)
+    return False
+
+
 def resume(out_dir, progress=None, **overrides):
     """Continue the run in ``out_dir`` from its checkpoint up to its configured steps.
 
-    ``overrides`` may change only :data:`RESUMABLE_OVERRIDES` (e.g. ``steps`` to extend a run).
+    ``overrides`` may change only :data:`RESUMABLE_OVERRIDES` (e.g. ``steps`` to extend a run);
+    other settings may be given when they equal the stored ones (the original command plus
+    ``--resume`` works), a differing one raises :class:`ResumeConflict`.
     Returns the summary dict; raises :class:`RunError` or :class:`Interrupted`.
     """
     doc = load_run_config(out_dir)
-    bad = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE_OVERRIDES)
-    if bad:
-        raise RunError(f"cannot change {bad} when resuming: config.json of {out_dir} fixes them"
-                       f" (only {list(RESUMABLE_OVERRIDES)} may be given with --resume)")
+    summary = RunFolder(out_dir).read_summary() or {}
+    if summary.get("status") == "diverged":
+        raise RunError(f"{out_dir} holds a run that diverged at step {summary.get('diverged_at_step')}: with"
+                       " the same settings it would diverge again; start afresh there with --overwrite"
+                       " (and e.g. a lower --lr), or pick another --out")
+    conflicts = [(k, v, doc.get(k)) for k, v in overrides.items()
+                 if v is not None and k not in RESUMABLE_OVERRIDES and not _same_setting(v, doc.get(k))]
+    if conflicts:
+        raise ResumeConflict(out_dir, conflicts)
+    overrides = {k: v for k, v in overrides.items() if k in RESUMABLE_OVERRIDES}
     cfg = {k: doc.get(k, v) for k, v in DEFAULTS[doc["task"]].items()}
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -184,6 +226,7 @@ def resume(out_dir, progress=None, **overrides):
     return run.loop()
 
 
-__all__ = ["COMMON_DEFAULTS", "DEFAULTS", "RESUMABLE_OVERRIDES", "RunError", "Interrupted", "Progress",
+__all__ = ["COMMON_DEFAULTS", "DEFAULTS", "RESUMABLE_OVERRIDES", "RunError", "ResumeConflict", "Interrupted",
+           "Progress",
            "make_config", "default_out_dir", "train", "resume", "load_run_config", "read_metrics",
            "STOP_ENV", "CONFIG_FILE", "METRICS_FILE", "SUMMARY_FILE", "PARAMS_FILE", "CHECKPOINT_FILE"]

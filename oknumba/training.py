@@ -68,6 +68,10 @@ class Progress:
     def record(self, rec, total):
         pass
 
+    def first_step(self, seconds):
+        """After this process's first step (``seconds``: its time, kernel compilation
+        included unless cached)."""
+
     def message(self, text):
         pass
 
@@ -131,6 +135,15 @@ class TrainingRun:
         self.folder.write_summary(s)
         return s
 
+    def write_diverged(self, error):
+        """``summary.json`` of a run whose loss became NaN/inf (no params: they are not finite)."""
+        c = self.cfg
+        self.folder.write_summary({
+            "task": self.task_cls.name, "method": c["method"], "cell": c["cell"], "hidden": c["hidden"],
+            "rank": c["rank"], "batch": c["batch"], "seed": c["seed"], "lr": c["lr"], "dtype": c["dtype"],
+            "steps": self.learner.steps, "target_steps": self.total, "status": "diverged",
+            "diverged_at_step": self.learner.steps, "error": error, "wall_seconds": round(self.wall(), 3)})
+
     def save(self):
         extra = {"format": RUN_FORMAT, "task": self.task_cls.name, "step": self.learner.steps,
                  "source": self.task.state_dict(), "acc": dict(self.acc, wall_before=self.wall()),
@@ -144,7 +157,8 @@ class TrainingRun:
             extra = load_checkpoint(path, self.learner)
         except FileNotFoundError:
             raise RunError(f"no checkpoint in {self.out} ({CHECKPOINT_FILE} is missing): the run was stopped"
-                           " before any checkpoint was written; start it again") from None
+                           " before any checkpoint was written; start it afresh: the original command"
+                           " with --overwrite") from None
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise RunError(f"refusing checkpoint {path}: {e}") from None
         name = self.task_cls.name
@@ -235,13 +249,19 @@ class TrainingRun:
             try:
                 self.bookkeeping()  # a resumed run may owe the checkpoint step's record
                 last_shown, shown_step = time.perf_counter(), L.steps
+                first = True
                 while L.steps < self.total and self.stop_signal is None:
                     t0 = time.perf_counter()
                     x, y, reset = task.next()
                     loss = L.step(x, y, reset) / LN2
                     task.observe(loss)
                     t1 = time.perf_counter()
-                    acc["train_seconds"] += t1 - t0
+                    if first:     # compiles the kernels unless cached: not part of the rate
+                        first = False
+                        progress.first_step(t1 - t0)
+                        last_shown, shown_step = t1, L.steps
+                    else:
+                        acc["train_seconds"] += t1 - t0
                     acc["loss_sum"] += loss
                     acc["loss_n"] += 1
                     self.bookkeeping()
@@ -255,7 +275,10 @@ class TrainingRun:
                 pass
             except FloatingPointError as e:
                 progress.close()
-                raise RunError(f"training diverged: {e}") from None
+                self.write_diverged(str(e))
+                raise RunError(f"training diverged at step {L.steps}: {e}. summary.json records it"
+                               f" (status 'diverged'). To try other settings (e.g. a lower --lr), start"
+                               f" afresh: the same command with --overwrite, or another --out") from None
             progress.close()
             if self.stop_signal is not None and L.steps < self.total:
                 if L.steps > self.saved_step or L.steps == 0:

@@ -364,24 +364,29 @@ class _TTY(io.StringIO):
 
 
 def test_progress_display_tty_and_plain():
+    from oknumba.progress import TerminalProgress
+
     tty = _TTY()
-    p = cli.TerminalProgress("copy", stream=tty)
+    p = TerminalProgress("copy", stream=tty)
     assert p.interval is not None
     p.start(0, 100, {"level": 1, "avg": 1.0})
+    p.first_step(3.5)                                     # compilation: noticed, left out
     p.update(10, 100, 123.0, {"level": 2, "avg": 0.5})
     p.record({"step": 20, "steps_per_s": 100.0, "level": 2, "avg": 0.4}, 100)
     p.close()
     text = tty.getvalue()
-    assert "\r" in text and "step 10/100" in text and "level 2" in text and "ETA" in text
-    assert text.count("\n") == 1  # one line, redrawn in place
+    assert "compiles the kernels" in text and "kernels ready after 3.5 s" in text
+    assert "\r" in text and "20/100" in text and "level 2" in text and "ETA" in text
     plain = io.StringIO()
-    p = cli.TerminalProgress("lm", stream=plain)
+    p = TerminalProgress("lm", stream=plain)
     assert p.interval is None
     p.start(0, 100, {})
+    p.first_step(0.01)                                    # cached kernels: no notice
     p.record({"step": 50, "steps_per_s": 10.0, "train_bpc": 2.5, "valid_bpc": 2.25}, 100)
     p.close()
     lines = plain.getvalue().splitlines()
     assert "\r" not in plain.getvalue() and len(lines) == 2 and "valid 2.250 bpc" in lines[1]
+    assert lines[1].endswith("ETA 0:05")                  # 50 steps left at the record's 10 steps/s
 
 
 # ------------------------------------------------------------------------------------------------

@@ -88,7 +88,9 @@ def run_profile_cli(args):
                      seed=args.seed, max_step_seconds=args.max_step_seconds,
                      max_memory_gib=args.max_memory_gib, compile_seconds=args.compile_time,
                      progress=progress, device=args.device)
-    print(format_profile(result))
+    # on one terminal the live rows (stderr) already are the table: print it once
+    same_screen = progress is not None and sys.stdout.isatty() and sys.stderr.isatty()
+    print(format_profile(result, table=not same_screen))
     if args.json:
         write_json(result, args.json)
         print(f"wrote {args.json}")

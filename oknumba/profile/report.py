@@ -22,8 +22,9 @@ def _format_row(r):
             f"{_fmt(r['bare_us'], '12.1f')}{_fmt(r['bare_gflops'], '11.2f')}{_fmt(r['ratio'], '8.2f')}")
 
 
-def format_profile(result):
-    """The printed report: table, fitted exponents, compile times and notes."""
+def format_profile(result, table=True):
+    """The printed report: table (``table=False``: the settings line only, for a terminal
+    that already shows the rows live), fitted exponents, compile times and notes."""
     c, m = result["config"], result["machine"]
     blas = m['threads']['blas']
     blas_txt = [t[2] for t in blas] if isinstance(blas, list) else blas
@@ -34,7 +35,10 @@ def format_profile(result):
              f" samples={c['samples']} cpus={m.get('cpu_count')}"
              f" load={load_start}->{load_end}",
              _HEADER]
-    lines += [_format_row(r) for r in result["results"]]
+    if table:
+        lines += [_format_row(r) for r in result["results"]]
+    else:
+        lines.pop()                                  # the header too: the rows are on screen
     lines.append("")
     lines.append("fitted exponent of µs/step ~ n^e (least squares on log-log):")
     for label, fit in result["exponents"].items():

@@ -13,6 +13,10 @@ from .base import TrainingTask
 from .charlm import bits_per_char, load_corpus
 
 
+#: the largest fraction of evaluation symbols outside the training vocabulary taken silently
+MAX_UNKNOWN_FRACTION = 0.01
+
+
 class CharLMTraining(TrainingTask):
     """Next-character prediction with a validation bits/char metric."""
 
@@ -22,7 +26,7 @@ class CharLMTraining(TrainingTask):
                    " validation text carrying the state through it without resets.")
     #: the paper's setting scaled down (n 128 instead of 256)
     defaults = dict(hidden=128, rank=8, batch=32, lr=10 ** -3.5, steps=100000, eval_every=10000,
-                    eval_chars=None, reset_every=100, train=None, valid=None)
+                    eval_chars=None, reset_every=100, train=None, valid=None, allow_unknown=False)
     identity_keys = ("reset_every", "eval_every", "eval_chars")
     path_keys = ("train", "valid")
     metrics = ("valid_bpc", "train_bpc")
@@ -39,6 +43,10 @@ class CharLMTraining(TrainingTask):
                            help=f"evaluate valid bits/char every N steps and at the end (default: {default_text('eval_every')})")
         group.add_argument("--eval-chars", type=positive_int,
                            help="evaluate on the first N characters only, for speed (default: the whole valid text)")
+        group.add_argument("--allow-unknown", action="store_const", const=True,
+                           help=f"evaluate even if more than {MAX_UNKNOWN_FRACTION:.0%} of the evaluation symbols are"
+                                " not in the training text (mapped to <unk>); by default such a mismatch is refused"
+                                " (default: off)")
 
     @classmethod
     def check_config(cls, cfg):
@@ -58,6 +66,13 @@ class CharLMTraining(TrainingTask):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.corpus = load_corpus(cfg["train"], cfg["valid"])
+        n_valid = self.corpus.valid_ids.size
+        if self.corpus.n_unknown > MAX_UNKNOWN_FRACTION * n_valid and not cfg.get("allow_unknown"):
+            raise ValueError(
+                f"{self.corpus.n_unknown} of the {n_valid} symbols of {cfg['valid']}"
+                f" ({self.corpus.n_unknown / n_valid:.1%}) do not occur in {cfg['train']}: the two texts do not"
+                " match (e.g. word-level and character-level Penn Treebank files); give matching files, or"
+                " --allow-unknown to evaluate with those symbols mapped to <unk>")
         self.n_in = self.n_out = self.corpus.vocab.size
         self.source = self.corpus.train_streams(cfg["batch"], reset_every=cfg["reset_every"])
         ids = self.corpus.valid_ids
