@@ -181,6 +181,75 @@ def test_bad_settings_are_refused(tmp_path, copy_run, capsys):
     assert e.value.code == 2
 
 
+def test_user_mistakes_end_in_one_line_not_a_traceback(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert cli.main(["train", "copy", "--steps", "5", "--out", str(afile)] + TINY) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("oknumba: error:") and str(afile) in err and "Traceback" not in err
+    assert cli.main(["train", "copy", "--steps", "5", "--out", "/proc/oknumba-nope/x"] + TINY) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:                 # a negative exponent number reaches its check
+        cli.main(["train", "copy", "--lr", "-1e-3"])
+    assert e.value.code == 2
+    assert "expected a positive number, got '-1e-3'" in capsys.readouterr().err
+
+
+def test_a_bug_prints_the_traceback_and_asks_for_a_report(monkeypatch, capsys):
+    def boom(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "demo", boom)              # build_parser binds `demo` by name
+    assert cli.main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError" in err and "this is a bug in oknumba" in err
+
+
+def test_resume_with_the_original_command(tmp_path, monkeypatch, capsys):
+    out = str(tmp_path / "r")
+    cmd = ["train", "copy", "--steps", "30", "--hidden", "6", "--rank", "2", "--batch", "3", "--quiet",
+           "--lr", "10^-3", "--out", out]
+    monkeypatch.setenv(runner.STOP_ENV, "10")
+    assert cli.main(cmd) == 130
+    monkeypatch.delenv(runner.STOP_ENV)
+    capsys.readouterr()
+    assert cli.main(cmd + ["--hidden", "7", "--resume", out]) == 2       # a conflict, named as typed
+    err = capsys.readouterr().err
+    assert "--hidden 7 (the run has 6)" in err and "Traceback" not in err
+    assert cli.main(cmd + ["--resume", str(tmp_path / "r" / ".")]) == 0  # equal values, --out = the folder
+    assert _json(out, "summary.json")["status"] == "complete"
+    assert cli.main(cmd + ["--resume", out, "--overwrite"]) == 2
+    assert "give one" in capsys.readouterr().err
+
+
+def test_diverged_run_is_recorded_and_has_one_way_on(tmp_path, capsys):
+    out = str(tmp_path / "d")
+    cmd = ["train", "copy", "--lr", "1e3", "--steps", "300", "--out", out] + TINY
+    assert cli.main(cmd) == 2
+    assert "diverged at step" in capsys.readouterr().err
+    summary = _json(out, "summary.json")
+    assert summary["status"] == "diverged" and summary["diverged_at_step"] >= 1
+    assert cli.main(cmd[:-len(TINY)] + ["--resume", out] + TINY) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert cli.main(cmd) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    fixed = ["train", "copy", "--lr", "1e-3", "--steps", "20", "--out", out, "--overwrite"] + TINY
+    assert cli.main(fixed) == 0
+    assert _json(out, "summary.json")["status"] == "complete"
+    assert _json(out, "config.json")["lr"] == pytest.approx(1e-3)
+
+
+def test_charlm_refuses_mismatched_evaluation_text(tmp_path, corpus, capsys):
+    valid = tmp_path / "other.txt"
+    valid.write_text("ZZZ QQQ XXX " * 20)
+    args = ["train", "charlm", "--train", corpus[0], "--valid", str(valid), "--steps", "5",
+            "--out", str(tmp_path / "m")] + TINY
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "do not occur in" in err and "--allow-unknown" in err
+    assert cli.main(args + ["--allow-unknown"]) == 0
+
+
 def test_tbptt_and_no_clip_run(tmp_path):
     out = str(tmp_path / "t")
     assert cli.main(["train", "copy", "--method", "tbptt", "--truncation", "4", "--steps", "40", "--clip", "none",
@@ -347,10 +416,11 @@ def test_mismatched_checkpoint_is_refused(tmp_path, copy_run, capsys):
     assert cli.main(["train", "charlm", "--resume", target]) == 2
     assert "holds a copy run" in capsys.readouterr().err
     assert cli.main(["train", "copy", "--resume", target, "--hidden", "9"]) == 2
-    assert "cannot change ['hidden']" in capsys.readouterr().err
+    assert "cannot change --hidden 9 (the run has 6)" in capsys.readouterr().err
     os.remove(os.path.join(target, "checkpoint.npz"))
     assert cli.main(["train", "copy", "--resume", target, "--steps", "500"]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and "--overwrite" in err
     assert cli.main(["train", "copy", "--resume", str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err
 
@@ -421,6 +491,15 @@ def test_plot_writes_png(tmp_path, copy_run, charlm_run, capsys):
     assert cli.main(["plot", copy_run, charlm_run, "--out", png]) == 2  # different tasks need --metric
     assert cli.main(["plot", str(tmp_path), "--out", png]) == 2
     assert "no metrics.jsonl" in capsys.readouterr().err
+    noext = str(tmp_path / "adir")                      # matplotlib adds .png: say so
+    assert cli.main(["plot", copy_run, "--out", noext]) == 0
+    assert f"wrote {noext}.png" in capsys.readouterr().out and os.path.exists(noext + ".png")
+
+
+def test_plot_legend_formats_learning_rates():
+    from oknumba.plot import _fmt_value
+
+    assert _fmt_value("lr", 10 ** -3.5) == "lr=10^-3.5" and _fmt_value("lr", 3e-3) == "lr=0.003"
 
 
 def test_plot_without_matplotlib(tmp_path, copy_run, monkeypatch, capsys):

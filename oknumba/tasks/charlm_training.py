@@ -14,7 +14,7 @@ from .charlm import bits_per_char, load_corpus
 
 
 #: the largest fraction of evaluation symbols outside the training vocabulary taken silently
-MAX_UNKNOWN_FRACTION = 0.01
+MAX_UNKNOWN_FRACTION = 0.05
 
 
 class CharLMTraining(TrainingTask):
@@ -44,7 +44,7 @@ class CharLMTraining(TrainingTask):
         group.add_argument("--eval-chars", type=positive_int,
                            help="evaluate on the first N characters only, for speed (default: the whole valid text)")
         group.add_argument("--allow-unknown", action="store_const", const=True,
-                           help=f"evaluate even if more than {MAX_UNKNOWN_FRACTION:.0%} of the evaluation symbols are"
+                           help=f"evaluate even if more than {MAX_UNKNOWN_FRACTION * 100:g}%% of the evaluation symbols are"
                                 " not in the training text (mapped to <unk>); by default such a mismatch is refused"
                                 " (default: off)")
 
