@@ -12,11 +12,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import checkpoint  # noqa: F401  (oknumba.checkpoint.save_checkpoint / load_checkpoint)
 from .estimators import ok_min_variance, ok_reduce
-from .functional import METHODS, sequence_grad, sequence_loss, stream_loss
+from .functional import METHODS, predict, sequence_grad, sequence_loss, stream_loss
 from .learner import OnlineLearner
 from .model import RNN
+from .model_io import load_model
 from .noise import format_noise_table, measure_noise
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "OnlineLearner", "stream_loss", "ok_reduce", "ok_min_variance", "measure_noise", "format_noise_table", "sequence_loss", "sequence_grad", "METHODS", "__version__"]
+__all__ = ["RNN", "OnlineLearner", "load_model", "predict", "stream_loss", "ok_reduce", "ok_min_variance", "measure_noise", "format_noise_table", "sequence_loss", "sequence_grad", "METHODS", "__version__"]

@@ -7,6 +7,7 @@ Commands::
     oknumba train TASK --resume DIR                       continue an interrupted run
     oknumba noise [options]                               estimator noise against exact RTRL
     oknumba plot DIR... --out PNG [--metric M]            learning curves of several runs
+    oknumba sample RUN_DIR [--chars N --temperature T]    text from a char-LM run
     oknumba demo                                          exact RTRL vs BPTT on a small model
 
 Exit codes: 0 success, 1 failed (e.g. matplotlib missing), 2 bad arguments or a refused
@@ -165,8 +166,10 @@ def build_parser():
     pl.set_defaults(func=cmd_plot)
 
     from .profile import add_profile_parser
+    from .sample import add_sample_parser
 
     add_profile_parser(sub)
+    add_sample_parser(sub)
 
     d = sub.add_parser("demo", help="compare exact-RTRL and BPTT gradients of a small model",
                        description="Run exact RTRL and BPTT on one random sequence of a small model"
@@ -177,9 +180,6 @@ def build_parser():
     return p
 
 
-# ------------------------------------------------------------------------------------------------
-# progress display
-# ------------------------------------------------------------------------------------------------
 # ------------------------------------------------------------------------------------------------
 # commands
 # ------------------------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ frozen, ``Σ_t δ_tᵀ G_t`` plus the readout's direct gradient is exactly the B
 import numpy as np
 
 from ._threads import pinned_threads
-from ._validate import as_float_array, as_resets, as_targets, check_positive_int
+from ._validate import as_float_array, as_resets, check_positive_int
 from .estimators import ESTIMATORS, OFFLINE_METHODS, make_estimator
 from .estimators.bptt import bptt_grad
-from .model import readout_loss, readout_loss_grad
+from .readouts import readout_outputs
 
 METHODS = tuple(OFFLINE_METHODS) + tuple(ESTIMATORS)
 
@@ -34,42 +34,76 @@ def validate_sequence(model, xs, ys, resets):
     if T < 1 or B < 1:
         raise ValueError(f"xs must hold at least one step and one stream, got shape {x.shape}")
     x = as_float_array(x, "xs", (T, B, model.n_in), model.dtype)
-    y = as_targets(ys, "ys", (T, B), model.n_out)
+    y = model.readout.check_targets(ys, "ys", (T, B), model.n_out, model.dtype)
     r = as_resets(resets, "resets", (T, B))
     return x, y, r
 
 
 def sequence_loss(model, xs, ys, resets=None):
-    """Sum over steps and streams of the cross-entropy (nats) of every target ``≥ 0``."""
+    """Sum over steps and streams of the readout's loss (softmax: cross-entropy in nats of every
+    target ``≥ 0``; linear: ``½ Σ (out − y)²`` over the entries that are not NaN)."""
     return stream_loss(model, xs, ys, resets)[0]
 
 
 def stream_loss(model, xs, ys, resets=None, state=None):
     """Forward-only evaluation that can carry the state across calls.
 
-    Returns ``(total_nats, n_targets, final_state)``; pass ``final_state`` back as ``state``
-    to continue through a long text chunk by chunk (the evaluation protocol of the OK paper's
-    released PTB code: no resets through the whole evaluation text).
+    Returns ``(total_loss, n_targets, final_state)`` (``n_targets``: stream-steps with a
+    target); pass ``final_state`` back as ``state`` to continue through a long text chunk by
+    chunk (the evaluation protocol of the OK paper's released PTB code: no resets through the
+    whole evaluation text).
     """
     W, V = _check_model(model)
     xs, ys, resets = validate_sequence(model, xs, ys, resets)
+    T, B = xs.shape[:2]
+    per_stream = np.zeros(B, model.dtype)
+    total, n_targets = 0.0, 0
+    outs, final = _forward_sequence(model, W, V, xs, resets, state)
+    for t in range(T):
+        total += model.readout.loss(outs[t], ys[t], per_stream)
+        n_targets += model.readout.count(ys[t])
+    return float(total), n_targets, final
+
+
+def predict(model, xs, resets=None, state=None):
+    """Readout predictions for new inputs, carrying the state.
+
+    Returns ``(outputs, final_state)``: ``outputs`` (T, B, n_out) are class probabilities
+    (softmax readout) or values (linear readout); pass ``final_state`` (B, S) back as
+    ``state`` to continue where the last call stopped. Parameters are not changed.
+    """
+    W, V = _check_model(model)
+    x = np.asarray(xs)
+    if x.ndim != 3:
+        raise ValueError(f"xs must have shape (T, B, n_in={model.n_in}), got {x.shape}")
+    T, B = x.shape[:2]
+    if T < 1 or B < 1:
+        raise ValueError(f"xs must hold at least one step and one stream, got shape {x.shape}")
+    x = as_float_array(x, "xs", (T, B, model.n_in), model.dtype)
+    r = as_resets(resets, "resets", (T, B))
+    outs, final = _forward_sequence(model, W, V, x, r, state)
+    return model.readout.predict(outs), final
+
+
+def _forward_sequence(model, W, V, xs, resets, state):
+    """Readout outputs (T, B, n_out) of validated inputs from ``state`` (or zeros), and the
+    final state."""
     cell = model.cell
-    T, B = ys.shape
+    T, B = xs.shape[:2]
     buf = cell.buffers(B, model.dtype, with_H=False)
     s_prev, s = model.zero_state(B), model.zero_state(B)
     if state is not None:
         st = np.asarray(state)
         if st.shape != (B, cell.S):
-            raise ValueError(f"state must have shape ({B}, {cell.S}), got {st.shape}")
-        s_prev[...] = st
-    per_stream = np.zeros(B, model.dtype)
-    total = 0.0
+            raise ValueError(f"state must have shape ({B}, {cell.S}) (batch, state size), got {st.shape}")
+        s_prev[...] = as_float_array(st, "state", (B, cell.S), model.dtype)
+    outs = np.empty((T, B, model.n_out), model.dtype)
     for t in range(T):
         s_prev[resets[t]] = 0.0
         cell.forward(W, xs[t], s_prev, s, buf["rows"], buf["aux"])
-        total += readout_loss(V, s, ys[t], cell.n, per_stream)
+        readout_outputs(V, s, cell.n, outs[t])
         s_prev, s = s, s_prev
-    return float(total), int((ys >= 0).sum()), s_prev.copy()
+    return outs, s_prev.copy()
 
 
 def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, truncation=None,
@@ -132,18 +166,19 @@ def run_estimator(model, W, V, xs, ys, resets, est, on_step=None):
     update with ``delta = ∂L_t/∂s_t`` (B,S).
     """
     cell = model.cell
-    T, B = ys.shape
+    T, B = ys.shape[:2]
     buf = cell.buffers(B, model.dtype, with_H=est.needs_H)
     s_prev, s = model.zero_state(B), model.zero_state(B)
     delta = np.zeros((B, cell.S), model.dtype)
     dW, dV = np.zeros_like(W), np.zeros_like(V)
+    out, g = np.zeros((B, model.n_out), model.dtype), np.zeros((B, model.n_out), model.dtype)
     loss = 0.0
     for t in range(T):
         if resets[t].any():
             s_prev[resets[t]] = 0.0
             est.reset(resets[t])
         cell.step(W, xs[t], s_prev, s, buf["rows"], buf["aux"], buf["D"], buf["H"], est.needs_H)
-        loss += readout_loss_grad(V, s, ys[t], cell.n, dV, delta)
+        loss += model.readout.step(V, s, cell.n, ys[t], out, g, dV, delta)
         est.step(W, s_prev, s, buf["rows"], buf["aux"], buf["D"], buf["H"], delta, dW)
         if on_step is not None:
             on_step(t, est, delta)

@@ -26,7 +26,8 @@ from ._threads import StepThreads, pinned_threads
 from ._validate import check_positive_int
 from .estimators import make_estimator
 from .methods import method_names
-from .model import RNN, readout_loss_grad
+from .model import RNN
+from .readouts import readout_backward, readout_outputs
 from .optim import make_optimizer
 
 #: every registered method (:mod:`oknumba.methods`)
@@ -34,15 +35,20 @@ LEARNER_METHODS = tuple(method_names())
 
 
 @kernel
-def _check_values(x, y, n_out):
-    """Number of targets ``y ≥ 0``; −1 if ``x`` has NaN/inf, −2 if a target is out of range."""
+def _all_finite(x):
     for v in x.ravel():
         if not np.isfinite(v):
-            return -1
+            return False
+    return True
+
+
+@kernel
+def _class_targets(y, n_out):
+    """Number of targets ``y ≥ 0``; −1 if a target is out of range."""
     n = 0
     for t in y:
         if t < -1 or t >= n_out:
-            return -2
+            return -1
         if t >= 0:
             n += 1
     return n
@@ -137,6 +143,9 @@ class OnlineLearner:
         self._state = model.zero_state(B)
         self._s_new = model.zero_state(B)
         self._delta = np.zeros((B, cell.S), dt)
+        self._out = np.zeros((B, model.n_out), dt)     # readout outputs of the current step
+        self._g = np.zeros((B, model.n_out), dt)       # ∂L/∂out of the built-in loss
+        self._pending = None                           # what forward() leaves for backward()
         self._grads = {k: np.zeros_like(p) for k, p in model.params.items()}
         self._grad_scale = dt.type(1.0 / B)
         W, V = model._params["W"], model._params["V"]
@@ -148,6 +157,9 @@ class OnlineLearner:
         if device not in ("cpu", "gpu"):
             raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
         self.device, self._gpu = device, None
+        if device == "gpu" and model.readout.name != "softmax":
+            raise ValueError(f"device='gpu' supports the softmax readout only; train the"
+                             f" {model.readout.name!r} readout with device='cpu'")
         if device == "gpu":
             from .gpu import GPUBackend
 
@@ -185,39 +197,53 @@ class OnlineLearner:
         """Context manager pinning Numba and BLAS threads to ``threads`` (restored after)."""
         return pinned_threads(self.threads)
 
-    def _check_step_input(self, x, y, reset):
-        """Cheap attribute checks here, value checks in one kernel; returns the number of
-        streams with a target."""
+    def _check_step_input(self, x, reset):
+        """Cheap attribute checks here, value checks in a kernel."""
         B, m = self.batch, self.model
         if not (isinstance(x, np.ndarray) and x.dtype == m.dtype and x.flags.c_contiguous):
             x = np.asarray(x)
             if x.dtype.kind != "f":
-                raise TypeError(f"x_t must be a float array of shape ({B}, {m.n_in}), got dtype {x.dtype}")
+                raise TypeError(f"x_t must be a float array of shape ({B}, {m.n_in}) (one-hot for symbols),"
+                                f" got dtype {x.dtype}")
             x = np.ascontiguousarray(x, m.dtype)
         if x.shape != (B, m.n_in):
             raise ValueError(f"x_t must have shape ({B}, {m.n_in}), got {x.shape}")
-        if not (isinstance(y, np.ndarray) and y.dtype == np.int64):
-            y = np.asarray(y)
-            if y.dtype.kind not in "iu":
-                raise TypeError(f"y_t must be an integer array of shape ({B},), got dtype {y.dtype}")
-            y = y.astype(np.int64)
-        if y.shape != (B,):
-            raise ValueError(f"y_t must have shape ({B},), got {y.shape}")
         if reset is not None:
             reset = np.asarray(reset)
             if reset.shape != (B,) or reset.dtype != np.bool_:
                 raise ValueError(f"reset must be a boolean array of shape ({B},), got {reset.dtype} {reset.shape}")
-        n_valid = _check_values(x, y, m.n_out)
-        if n_valid == -1:
+        if not _all_finite(x):
             raise ValueError("x_t contains NaN or inf")
-        if n_valid == -2:
-            raise ValueError(f"y_t must hold class ids in [0, {m.n_out - 1}] or -1, got {y}")
-        return x, y, reset, n_valid
+        return x, reset
+
+    def _check_step_targets(self, y):
+        """The step's targets, checked, and the number of streams with a target."""
+        B, m = self.batch, self.model
+        if m.readout.name == "softmax":
+            if not (isinstance(y, np.ndarray) and y.dtype == np.int64):
+                y = np.asarray(y)
+                if y.dtype.kind not in "iu":
+                    raise TypeError(f"y_t must be an integer array of shape ({B},) (class ids, -1 = no"
+                                    f" target), got dtype {y.dtype}")
+                y = y.astype(np.int64)
+            if y.shape != (B,):
+                raise ValueError(f"y_t must have shape ({B},), got {y.shape}")
+            n_valid = _class_targets(y, m.n_out)
+            if n_valid < 0:
+                raise ValueError(f"y_t must hold class ids in [0, {m.n_out - 1}] or -1, got {y}")
+            return y, n_valid
+        y = m.readout.check_targets(y, "y_t", (B,), m.n_out, m.dtype)
+        return y, m.readout.count(y)
 
     def step(self, x_t, y_t, reset=None):
-        """One online step on all streams; returns the mean cross-entropy (nats) of the
-        streams with a target (``y ≥ 0``)."""
-        x, y, reset, n_valid = self._check_step_input(x_t, y_t, reset)
+        """One online step on all streams with the readout's built-in loss; returns its mean
+        over the streams with a target (softmax: cross-entropy in nats, ``y ≥ 0``; linear:
+        ``½ Σ (out − y)²`` over the entries that are not NaN).
+
+        Exactly :meth:`forward`, the built-in loss's gradient ``g = ∂L/∂out``
+        (:meth:`oknumba.readouts.Readout.loss_grad`), then :meth:`backward` ``(g)``."""
+        x, reset = self._check_step_input(x_t, reset)
+        y, n_valid = self._check_step_targets(y_t)
         if self._gpu is not None:
             loss, update, norms = self._gpu.step(x, y, reset, n_valid)
             self.steps += 1
@@ -225,19 +251,58 @@ class OnlineLearner:
                 self.last_grad_norms = norms
                 self.updates += 1
             return self._finish(loss, n_valid)
-        m = self.model
-        W, V = m._params["W"], m._params["V"]
-        kW, kV, shape_W, shape_V = self._kernel_params
-        if W is not kW or V is not kV or W.shape != shape_W or V.shape != shape_V:
-            W, V = self._adopt_params()
         pin = self._step_threads
         old_threads = pin.pin() if pin is not None else None
         try:
-            loss = self._cpu_step(W, V, x, y, reset)
+            out = self._forward(x, reset)
+            loss = self.model.readout.loss_grad(out, y, self._g)
+            self._backward(self._g)
         finally:
             if old_threads is not None:
                 pin.restore(old_threads)
         return self._finish(loss, n_valid)
+
+    def forward(self, x_t, reset=None):
+        """The first half of a step, for a loss of one's own: advance the state on input
+        ``x_t`` (B, n_in) (``reset`` (B,) bool zeroes a stream's state and influence first) and
+        return the readout outputs (B, n_out) — logits for the softmax readout, values for the
+        linear one (a copy). Complete the step with :meth:`backward`."""
+        if self._gpu is not None:
+            raise NotImplementedError("forward/backward run on the CPU; on the GPU use step(x, y)")
+        if self._pending is not None:
+            raise RuntimeError("forward() called twice: complete the step with backward(g) first")
+        x, reset = self._check_step_input(x_t, reset)
+        pin = self._step_threads
+        old_threads = pin.pin() if pin is not None else None
+        try:
+            out = self._forward(x, reset)
+        finally:
+            if old_threads is not None:
+                pin.restore(old_threads)
+        return out.copy()
+
+    def backward(self, g):
+        """The second half of a step: ``g = ∂L/∂out`` (B, n_out) of one's loss at the outputs
+        :meth:`forward` returned (zero rows for streams without a loss). Adds the readout's
+        and the method's gradients (``∂L/∂V = [h, 1]ᵀ g``; ``δ = g V[:n]ᵀ`` into the influence
+        estimate) and, when due, clips and applies the optimizer update."""
+        if self._pending is None:
+            raise RuntimeError("backward(g) needs a forward(x) first (one backward per forward)")
+        m = self.model
+        g = np.asarray(g)
+        if g.shape != (self.batch, m.n_out) or g.dtype.kind not in "fiu":
+            raise ValueError(f"g must be a real array of shape ({self.batch}, {m.n_out}) (∂L/∂out),"
+                             f" got {g.dtype} {g.shape}")
+        g = np.ascontiguousarray(g, m.dtype)
+        if not _all_finite(g):
+            raise ValueError("g contains NaN or inf")
+        pin = self._step_threads
+        old_threads = pin.pin() if pin is not None else None
+        try:
+            self._backward(g)
+        finally:
+            if old_threads is not None:
+                pin.restore(old_threads)
 
     def _adopt_params(self):
         """``model.params`` entries were replaced (or reshaped in place) since the last step:
@@ -250,16 +315,28 @@ class OnlineLearner:
         self._kernel_params = (W, V, W.shape, V.shape)
         return W, V
 
-    def _cpu_step(self, W, V, x, y, reset):
+    def _forward(self, x, reset):
         m, cell = self.model, self.model.cell
+        W, V = m._params["W"], m._params["V"]
+        kW, kV, shape_W, shape_V = self._kernel_params
+        if W is not kW or V is not kV or W.shape != shape_W or V.shape != shape_V:
+            W, V = self._adopt_params()
         s_prev, s = self._state, self._s_new
-        est, grads, aux = self._estimator, self._grads, self._buf["aux"]
+        est, aux = self._estimator, self._buf["aux"]
         if reset is not None and reset.any():
             s_prev[reset] = 0.0
             est.reset(reset)
         rows, D, H, delta = est.cell_buffers(self._buf, self._delta, self.steps)
         cell.step(W, x, s_prev, s, rows, aux, D, H, H.size > 0)
-        loss = readout_loss_grad(V, s, y, cell.n, grads["V"], delta)
+        readout_outputs(V, s, cell.n, self._out)
+        self._pending = (W, V, s_prev, s, rows, aux, D, H, delta)
+        return self._out
+
+    def _backward(self, g):
+        W, V, s_prev, s, rows, aux, D, H, delta = self._pending
+        self._pending = None
+        m, est, grads = self.model, self._estimator, self._grads
+        readout_backward(V, s, m.cell.n, g, grads["V"], delta)
         est.step(W, s_prev, s, rows, aux, D, H, delta, grads["W"])
         self._state, self._s_new = s, s_prev
         self.steps += 1
@@ -268,7 +345,6 @@ class OnlineLearner:
             self.last_grad_norms = self._optimizer.update(m._params, grads, self._grad_scale,
                                                           self.clip)
             self.updates += 1
-        return loss
 
     def _finish(self, loss, n_valid):
         if not math.isfinite(loss):
@@ -278,10 +354,13 @@ class OnlineLearner:
     # ------------------------------------------------------------------------------
     def config(self):
         m = self.model
-        return dict(cell=m.cell_name, n_in=m.n_in, n_hidden=m.n_hidden, n_out=m.n_out,
-                    dtype=m.dtype.name, method=self.method, rank=self.rank, batch=self.batch,
-                    optimizer=self._optimizer.name, lr=self._optimizer.lr, clip=self.clip,
-                    update_every=self.update_every, truncation=self.truncation, seed=self.seed)
+        cfg = dict(cell=m.cell_name, n_in=m.n_in, n_hidden=m.n_hidden, n_out=m.n_out,
+                   dtype=m.dtype.name, method=self.method, rank=self.rank, batch=self.batch,
+                   optimizer=self._optimizer.name, lr=self._optimizer.lr, clip=self.clip,
+                   update_every=self.update_every, truncation=self.truncation, seed=self.seed)
+        if m.readout.name != "softmax":       # (absent for softmax: earlier checkpoints match)
+            cfg["readout"] = m.readout.name
+        return cfg
 
     def state_dict(self):
         """Everything needed to continue bit-identically: arrays under flat keys plus JSON-able

@@ -1,87 +1,20 @@
-"""A recurrent cell plus a linear softmax readout: the model every method trains.
+"""A recurrent cell plus a linear readout: the model every method trains.
 
-Readout: ``y_t = [h_t, 1] V`` with ``V ∈ R^{(n+1)×n_out}``, trained by its
-direct gradient; loss is the softmax cross-entropy in nats of every target ``≥ 0`` (a
-target of −1 contributes nothing).
+Readout (:mod:`oknumba.readouts`): ``out_t = [h_t, 1] V`` with ``V ∈ R^{(n+1)×n_out}``,
+trained by its direct gradient; ``"softmax"`` (logits, cross-entropy in nats of every class-id
+target ``≥ 0``; −1 contributes nothing) or ``"linear"`` (values, squared error on real targets;
+NaN contributes nothing).
 """
 import numpy as np
 
-from ._jit import kernel
 from ._validate import check_dtype, check_finite, check_positive_int
 from .cells import make_cell
-
-
-@kernel(fastmath=True)
-def _logits(V, s, b, n, logits):
-    """``logits = [h_b, 1] V`` for stream b; returns their maximum."""
-    for o in range(V.shape[1]):
-        logits[o] = V[n, o]
-    for i in range(n):
-        hi = s[b, i]
-        for o in range(V.shape[1]):
-            logits[o] += hi * V[i, o]
-    return logits.max()
-
-
-@kernel(fastmath=True)
-def readout_loss_grad(V, s, y, n, dV, delta):
-    """Loss (nats, summed over streams with ``y ≥ 0``) and its gradients.
-
-    Writes ``delta = ∂L/∂s`` (B,S; zero outside the hidden part and for streams without a
-    target) and adds ``∂L/∂V`` into ``dV``. With ``p = softmax([h, 1] V)``:
-    ``∂L/∂logits = p − onehot(y)``, ``∂L/∂h = (p − onehot(y)) V[:n]ᵀ``.
-    """
-    B = s.shape[0]
-    n_out = V.shape[1]
-    logits = np.empty(n_out, dtype=s.dtype)
-    total = 0.0
-    delta[:] = 0.0
-    for b in range(B):
-        if y[b] < 0:
-            continue
-        mx = _logits(V, s, b, n, logits)
-        z = 0.0
-        for o in range(n_out):
-            logits[o] = np.exp(logits[o] - mx)
-            z += logits[o]
-        total += np.log(z) + mx - (np.log(logits[y[b]]) + mx)
-        for o in range(n_out):
-            logits[o] /= z
-        logits[y[b]] -= 1.0
-        for i in range(n):
-            hi = s[b, i]
-            acc = 0.0
-            for o in range(n_out):
-                dV[i, o] += hi * logits[o]
-                acc += logits[o] * V[i, o]
-            delta[b, i] = acc
-        for o in range(n_out):
-            dV[n, o] += logits[o]
-    return total
-
-
-@kernel(fastmath=True)
-def readout_loss(V, s, y, n, out):
-    """Per-stream cross-entropy (nats) into ``out`` (0 where ``y < 0``); returns the sum."""
-    n_out = V.shape[1]
-    logits = np.empty(n_out, dtype=s.dtype)
-    total = 0.0
-    for b in range(s.shape[0]):
-        out[b] = 0.0
-        if y[b] < 0:
-            continue
-        mx = _logits(V, s, b, n, logits)
-        z = 0.0
-        for o in range(n_out):
-            z += np.exp(logits[o] - mx)
-        out[b] = np.log(z) + mx - logits[y[b]]
-        total += out[b]
-    return total
+from .readouts import get_readout
 
 
 class RNN:
     """A recurrent network: ``cell`` (``"vanilla"``, ``"lstm"``, ``"gru"``, ``"rhn"``) plus a
-    linear softmax readout.
+    linear readout (``readout="softmax"`` or ``"linear"``; :mod:`oknumba.readouts`).
 
     Parameters
     ----------
@@ -96,6 +29,9 @@ class RNN:
         ``init_scale`` as the standard deviation; ``"xavier"``; ``"uniform"``
         (see :meth:`oknumba.cells.Cell.init_W`).
     init_scale : float, optional
+    readout : {"softmax", "linear"}
+        ``"softmax"`` (default): class-id targets, cross-entropy; ``"linear"``: real targets of
+        shape (…, n_out) with NaN = no target, squared error ``½ Σ (out − y)²``.
 
     Attributes
     ----------
@@ -105,10 +41,11 @@ class RNN:
     """
 
     def __init__(self, cell, n_in, n_hidden, n_out, seed=0, dtype=np.float64, init="paper",
-                 init_scale=None):
+                 init_scale=None, readout="softmax"):
         if not isinstance(cell, str):
             raise TypeError(f"cell must be a string naming the cell, got {type(cell).__name__}")
         self.dtype = check_dtype(dtype)
+        self.readout = get_readout(readout)
         self.cell = make_cell(cell, n_in, n_hidden)
         self.n_out = check_positive_int(n_out, "n_out")
         rng = np.random.default_rng(seed)
@@ -122,6 +59,7 @@ class RNN:
             V[-1] = 0.0
         self._device = None        # a GPUBackend holding the current values, if any
         self._params = {"W": W, "V": np.ascontiguousarray(V, dtype=self.dtype)}
+        self.vocab = None          # a character vocabulary (dict) when loaded with one
         self.init = init
         self.seed = seed
 
@@ -174,6 +112,22 @@ class RNN:
     def zero_state(self, batch):
         return np.zeros((batch, self.cell.S), self.dtype)
 
+    def predict(self, xs, resets=None, state=None):
+        """Outputs for new inputs ``xs`` (T, B, n_in), carrying ``state`` (B, S) across calls:
+        returns ``(outputs (T, B, n_out), final_state)`` — class probabilities (softmax) or
+        values (linear); see :func:`oknumba.functional.predict`."""
+        from .functional import predict
+
+        return predict(self, xs, resets=resets, state=state)
+
+    def save(self, path, vocab=None):
+        """Write the model to one ``.npz`` (parameters and configuration; a character
+        vocabulary too if given); :func:`oknumba.load_model` reads it back."""
+        from .model_io import save_model
+
+        return save_model(self, path, vocab=vocab)
+
     def __repr__(self):
+        ro = "" if self.readout.name == "softmax" else f", readout={self.readout.name!r}"
         return (f"RNN({self.cell.name!r}, n_in={self.n_in}, n_hidden={self.n_hidden},"
-                f" n_out={self.n_out}, dtype={self.dtype.name})")
+                f" n_out={self.n_out}, dtype={self.dtype.name}{ro})")

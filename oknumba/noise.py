@@ -46,8 +46,9 @@ def measure_noise(model, xs, methods, seeds=100, ys=None, resets=None, burn_in=0
         E.g. ``["uoro", "kf", "ok:1", "kf-avg:8", "ok:8"]``.
     seeds : int or sequence of int
         Estimator seeds (an int N means ``range(N)``).
-    ys : ndarray (T, B), optional
-        Targets defining the loss gradients; default: uniform random classes (seed 0).
+    ys : ndarray (T, B) of class ids, or (T, B, n_out) real values for a linear readout, optional
+        Targets defining the loss gradients; default (seed 0): uniform random classes, or
+        standard normal values for a linear readout.
     resets : ndarray (T, B) bool, optional
     burn_in : int
         Steps excluded from the ``summary`` averages.
@@ -61,9 +62,13 @@ def measure_noise(model, xs, methods, seeds=100, ys=None, resets=None, burn_in=0
     W, V = _check_model(model)
     if ys is None:
         x = np.asarray(xs)
-        ys = np.random.default_rng(0).integers(0, model.n_out, size=x.shape[:2])
+        rng = np.random.default_rng(0)
+        if model.readout.name == "softmax":
+            ys = rng.integers(0, model.n_out, size=x.shape[:2])
+        else:
+            ys = rng.standard_normal(x.shape[:2] + (model.n_out,))
     xs, ys, resets = validate_sequence(model, xs, ys, resets)
-    T, B = ys.shape
+    T, B = ys.shape[:2]
     seeds = list(range(check_positive_int(seeds, "seeds"))) if isinstance(seeds, numbers.Integral) else list(seeds)
     if not seeds:
         raise ValueError("seeds must name at least one seed")

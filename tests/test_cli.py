@@ -224,7 +224,7 @@ def test_resume_with_the_original_command(tmp_path, monkeypatch, capsys):
 
 def test_diverged_run_is_recorded_and_has_one_way_on(tmp_path, capsys):
     out = str(tmp_path / "d")
-    cmd = ["train", "copy", "--lr", "1e3", "--steps", "300", "--out", out] + TINY
+    cmd = ["train", "copy", "--lr", "1e307", "--steps", "300", "--out", out] + TINY
     assert cli.main(cmd) == 2
     assert "diverged at step" in capsys.readouterr().err
     summary = _json(out, "summary.json")
@@ -511,3 +511,13 @@ def test_plot_without_matplotlib(tmp_path, copy_run, monkeypatch, capsys):
 def test_demo_still_works(capsys):
     assert cli.main(["demo", "--hidden", "4", "--steps", "5", "--batch", "2"]) == 0
     assert "dW: max |rtrl - bptt|" in capsys.readouterr().out
+
+
+def test_sample_prints_text_from_a_charlm_run(charlm_run, copy_run, capsys):
+    assert cli.main(["sample", charlm_run, "--chars", "40", "--prime", "the ", "--seed", "3"]) == 0
+    text = capsys.readouterr().out.rstrip("\n")
+    assert text.startswith("the ") and len(text) == 44
+    assert cli.main(["sample", charlm_run, "--chars", "40", "--prime", "the ", "--seed", "3"]) == 0
+    assert capsys.readouterr().out.rstrip("\n") == text          # seeded: the same text
+    assert cli.main(["sample", copy_run, "--chars", "5"]) == 2      # no vocabulary
+    assert "no vocabulary" in capsys.readouterr().err

@@ -26,11 +26,13 @@ def test_public_api():
     from oknumba.checkpoint import load_checkpoint, save_checkpoint
 
     documented = {
-        "RNN": "cell, n_in, n_hidden, n_out, seed, dtype, init, init_scale",
+        "RNN": "cell, n_in, n_hidden, n_out, seed, dtype, init, init_scale, readout",
         "OnlineLearner": "model, method, rank, batch, optimizer, lr, clip, update_every, truncation,"
                          " seed, threads, device",
         "sequence_loss": "model, xs, ys, resets",
-        "sequence_grad": "model, xs, ys, method, resets, rank, seed, truncation",
+        "sequence_grad": "model, xs, ys, method, resets, rank, seed, truncation, threads",
+        "predict": "model, xs, resets, state",
+        "load_model": "path",
         "ok_reduce": "us, As, rank, rng, method",
         "ok_min_variance": "singular_values, rank",
         "measure_noise": "model, xs, methods, seeds, ys, resets, burn_in",
@@ -41,6 +43,12 @@ def test_public_api():
         got = ", ".join(inspect.signature(obj).parameters)
         assert got == params, f"oknumba.{name}({got}) differs from the documented ({params})"
     assert callable(oknumba.stream_loss) and callable(save_checkpoint) and callable(load_checkpoint)
+    for method, params in {"predict": "xs, resets, state", "save": "path, vocab"}.items():
+        got = ", ".join(inspect.signature(getattr(oknumba.RNN, method)).parameters)
+        assert got == "self, " + params, f"RNN.{method}({got})"
+    for method, params in {"step": "x_t, y_t, reset", "forward": "x_t, reset", "backward": "g"}.items():
+        got = ", ".join(inspect.signature(getattr(oknumba.OnlineLearner, method)).parameters)
+        assert got == "self, " + params, f"OnlineLearner.{method}({got})"
     for name in oknumba.__all__:
         assert getattr(oknumba, name) is not None, name
 

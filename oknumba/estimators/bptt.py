@@ -18,7 +18,6 @@ import numpy as np
 
 from .._jit import kernel
 from .._validate import check_positive_int
-from ..model import readout_loss_grad
 from ._kernels import add_outer_rows_D
 from .base import Estimator
 
@@ -60,7 +59,7 @@ def bptt_grad(model, W, V, xs, ys, resets, truncation=None):
     Inputs are already validated: ``xs`` (T,B,n_in), ``ys`` (T,B) int64, ``resets`` (T,B) bool.
     """
     cell = model.cell
-    T, B = ys.shape
+    T, B = ys.shape[:2]
     dt = model.dtype
     rows = np.zeros((T, B, cell.n_terms, cell.a), dt)
     aux = np.zeros((B, cell.P), dt)
@@ -70,6 +69,7 @@ def bptt_grad(model, W, V, xs, ys, resets, truncation=None):
     states = np.zeros((T + 1, B, cell.S), dt)
     dW = np.zeros_like(W)
     dV = np.zeros_like(V)
+    out, g_out = np.zeros((B, model.n_out), dt), np.zeros((B, model.n_out), dt)
     loss = 0.0
     for t in range(T):
         s_prev = states[t]
@@ -77,7 +77,7 @@ def bptt_grad(model, W, V, xs, ys, resets, truncation=None):
         cell.forward(W, xs[t], s_prev, states[t + 1], rows[t], aux)
         cell.fill_D(W, s_prev, states[t + 1], rows[t], aux, D[t])
         cell.fill_H(W, s_prev, states[t + 1], rows[t], aux, H[t])
-        loss += readout_loss_grad(V, states[t + 1], ys[t], cell.n, dV, deltas[t])
+        loss += model.readout.step(V, states[t + 1], cell.n, ys[t], out, g_out, dV, deltas[t])
     g = np.zeros((B, cell.S), dt)
     carry = np.zeros((B, cell.S), dt)
     k = T if truncation is None else truncation
