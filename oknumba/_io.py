@@ -23,3 +23,36 @@ def atomic_write(path, write, binary=False, durable=False):
         except OSError:
             pass
         raise
+
+
+def remove_stale_temporaries(folder, names):
+    """Remove ``<name>.tmp-<pid>`` files in ``folder`` left by a writer that was killed (its
+    process no longer exists); returns the paths removed. A live writer's file is kept."""
+    removed = []
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return removed
+    for entry in entries:
+        base, sep, pid = entry.rpartition(".tmp-")
+        if not sep or base not in names or not pid.isdigit():
+            continue
+        if int(pid) != os.getpid() and _process_alive(int(pid)):
+            continue
+        path = os.path.join(folder, entry)
+        try:
+            os.remove(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:          # exists, owned by someone else
+        return True
+    return True

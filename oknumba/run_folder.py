@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-from ._io import atomic_write
+from ._io import atomic_write, remove_stale_temporaries
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -99,6 +99,11 @@ class RunFolder:
         except (OSError, ValueError):
             return None
         return doc if isinstance(doc, dict) else None
+
+    def remove_stale_temporaries(self):
+        """Temporary files of a writer that was killed mid-write (SIGKILL, power loss):
+        removed when a run starts or resumes in this folder."""
+        return remove_stale_temporaries(self.root, RUN_FILES)
 
     def clear(self):
         """Remove the run's files (:data:`RUN_FILES`; nothing else in the folder)."""

@@ -144,6 +144,7 @@ def train(cfg, out_dir, progress=None, overwrite=False):
     run = TrainingRun(_task_class(cfg["task"]), cfg, out_dir, progress)
     if overwrite:
         folder.clear()
+    folder.remove_stale_temporaries()
     run.folder.create(run.full_config())
     return run.loop()
 

@@ -152,6 +152,7 @@ class TrainingRun:
         self.saved_step = self.learner.steps
 
     def restore(self):
+        self.folder.remove_stale_temporaries()
         path = self.folder.checkpoint
         try:
             extra = load_checkpoint(path, self.learner)
