@@ -157,6 +157,9 @@ class OnlineLearner:
         if device not in ("cpu", "gpu"):
             raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
         self.device, self._gpu = device, None
+        if device == "gpu" and model.cell.depth != 1:
+            raise ValueError("device='gpu' runs depth-1 cells only; train a deep-transition cell with"
+                             " device='cpu'")
         if device == "gpu" and model.readout.name != "softmax":
             raise ValueError(f"device='gpu' supports the softmax readout only; train the"
                              f" {model.readout.name!r} readout with device='cpu'")
@@ -358,8 +361,10 @@ class OnlineLearner:
                    dtype=m.dtype.name, method=self.method, rank=self.rank, batch=self.batch,
                    optimizer=self._optimizer.name, lr=self._optimizer.lr, clip=self.clip,
                    update_every=self.update_every, truncation=self.truncation, seed=self.seed)
-        if m.readout.name != "softmax":       # (absent for softmax: earlier checkpoints match)
+        if m.readout.name != "softmax":       # (absent for the defaults: earlier checkpoints match)
             cfg["readout"] = m.readout.name
+        if m.cell.depth != 1:
+            cfg["depth"] = m.cell.depth
         return cfg
 
     def state_dict(self):

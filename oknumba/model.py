@@ -29,6 +29,9 @@ class RNN:
         ``init_scale`` as the standard deviation; ``"xavier"``; ``"uniform"``
         (see :meth:`oknumba.cells.Cell.init_W`).
     init_scale : float, optional
+    depth : int
+        Transition micro-layers per step for a deep-transition cell (``"rhn"``, Zilly et al.
+        2017; 1 = the OK paper's RHN).
     readout : {"softmax", "linear"}
         ``"softmax"`` (default): class-id targets, cross-entropy; ``"linear"``: real targets of
         shape (…, n_out) with NaN = no target, squared error ``½ Σ (out − y)²``.
@@ -41,12 +44,12 @@ class RNN:
     """
 
     def __init__(self, cell, n_in, n_hidden, n_out, seed=0, dtype=np.float64, init="paper",
-                 init_scale=None, readout="softmax"):
+                 init_scale=None, readout="softmax", depth=1):
         if not isinstance(cell, str):
             raise TypeError(f"cell must be a string naming the cell, got {type(cell).__name__}")
         self.dtype = check_dtype(dtype)
         self.readout = get_readout(readout)
-        self.cell = make_cell(cell, n_in, n_hidden)
+        self.cell = make_cell(cell, n_in, n_hidden, depth=depth)
         self.n_out = check_positive_int(n_out, "n_out")
         rng = np.random.default_rng(seed)
         W = self.cell.init_W(rng, self.dtype, init, init_scale)
@@ -129,5 +132,6 @@ class RNN:
 
     def __repr__(self):
         ro = "" if self.readout.name == "softmax" else f", readout={self.readout.name!r}"
+        ro += "" if self.cell.depth == 1 else f", depth={self.cell.depth}"
         return (f"RNN({self.cell.name!r}, n_in={self.n_in}, n_hidden={self.n_hidden},"
                 f" n_out={self.n_out}, dtype={self.dtype.name}{ro})")

@@ -2,7 +2,7 @@
 from such a file or from a training run folder.
 
 A model file holds ``W`` and ``V`` and a JSON ``config`` entry: ``format`` ("oknumba-model"),
-``version``, ``cell``, ``n_in``, ``n_hidden``, ``n_out``, ``dtype``, ``readout`` and, for a
+``version``, ``cell``, ``n_in``, ``n_hidden``, ``n_out``, ``dtype``, ``readout``, ``depth`` and, for a
 character model, ``vocab`` (:meth:`oknumba.tasks.text.Vocabulary.to_dict`). Loading checks
 every entry and the arrays' shapes and dtype against the configuration, and refuses a file
 that does not match with a message naming what differs.
@@ -27,7 +27,7 @@ class ModelFileError(ValueError):
 def model_config(model, vocab=None):
     cfg = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "cell": model.cell_name,
            "n_in": model.n_in, "n_hidden": model.n_hidden, "n_out": model.n_out,
-           "dtype": model.dtype.name, "readout": model.readout.name}
+           "dtype": model.dtype.name, "readout": model.readout.name, "depth": model.cell.depth}
     if vocab is not None:
         cfg["vocab"] = vocab if isinstance(vocab, dict) else vocab.to_dict()
     return cfg
@@ -81,7 +81,8 @@ def _build(cfg, arrays, where):
         raise ModelFileError(f"{where}: the configuration lacks {missing}")
     try:
         model = RNN(cfg["cell"], cfg["n_in"], cfg["n_hidden"], cfg["n_out"],
-                    dtype=np.dtype(cfg["dtype"]), readout=cfg.get("readout", "softmax"))
+                    dtype=np.dtype(cfg["dtype"]), readout=cfg.get("readout", "softmax"),
+                    depth=cfg.get("depth", 1))
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"{where}: {e}") from None
     for k in ("W", "V"):
@@ -122,6 +123,7 @@ def _load_run_folder(folder):
         raise ModelFileError(f"{cfg_path} is not an oknumba run config (no learner entry)")
     cfg = {k: learner.get(k) for k in ("cell", "n_in", "n_hidden", "n_out", "dtype")}
     cfg["readout"] = learner.get("readout", "softmax")
+    cfg["depth"] = learner.get("depth", 1)
     if isinstance(doc.get("vocab"), dict):
         cfg["vocab"] = doc["vocab"]
     return _build(cfg, arrays, folder)

@@ -34,11 +34,21 @@ for _cls in (Vanilla, LSTM, GRU, RHN):
     register_cell(_cls)
 
 
-def make_cell(name, n_in, n_hidden):
-    """Build a registered cell by name (``"vanilla"``, ``"lstm"``, ``"gru"``, ``"rhn"``, …)."""
+def make_cell(name, n_in, n_hidden, depth=1):
+    """Build a registered cell by name (``"vanilla"``, ``"lstm"``, ``"gru"``, ``"rhn"``, …);
+    ``depth`` > 1 for a cell with deep transitions (``"rhn"``: Zilly et al. 2017)."""
     if name not in CELLS:
         raise ValueError(f"cell must be one of {sorted(CELLS)}, got {name!r}")
-    return CELLS[name](n_in, n_hidden)
+    cls = CELLS[name]
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    if depth == 1:
+        return cls(n_in, n_hidden)
+    if cls.max_depth < depth:
+        deep = [n for n, c in CELLS.items() if c.max_depth > 1]
+        raise ValueError(f"cell {name!r} has no depth option (depth={depth}); cells with deep transitions:"
+                         f" {deep}")
+    return cls(n_in, n_hidden, depth=depth)
 
 
 __all__ = ["Cell", "CellKernels", "Vanilla", "LSTM", "GRU", "RHN", "CELLS", "make_cell", "register_cell"]

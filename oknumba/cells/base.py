@@ -40,9 +40,13 @@ class CellKernels(NamedTuple):
 
 class Cell:
     """Base class. Subclasses set ``name``, ``n_blocks``, ``state_factor``, ``n_terms``
-    and ``kernels`` (a :class:`CellKernels`)."""
+    and ``kernels`` (a :class:`CellKernels`). A cell with a ``depth`` (transition micro-layers
+    per step) sets ``max_depth`` > 1 and takes ``depth`` in its constructor."""
 
     kernels: CellKernels = None
+    #: largest ``depth`` the cell takes (1: no depth option)
+    max_depth = 1
+    depth = 1
 
     name = None
     n_blocks = 1      # gate blocks: P = n_blocks * n
