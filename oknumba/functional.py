@@ -25,17 +25,21 @@ def _check_model(model):
     return model.check_params()
 
 
-def validate_sequence(model, xs, ys, resets):
-    """Validate and convert ``(xs, ys, resets)``; returns contiguous arrays of the model's dtype."""
+def _validate_inputs(model, xs, resets):
+    """Inputs ``xs`` (T, B, n_in) and ``resets`` (T, B), checked and converted."""
     x = np.asarray(xs)
     if x.ndim != 3:
         raise ValueError(f"xs must have shape (T, B, n_in={model.n_in}), got {x.shape}")
     T, B = x.shape[:2]
     if T < 1 or B < 1:
         raise ValueError(f"xs must hold at least one step and one stream, got shape {x.shape}")
-    x = as_float_array(x, "xs", (T, B, model.n_in), model.dtype)
-    y = model.readout.check_targets(ys, "ys", (T, B), model.n_out, model.dtype)
-    r = as_resets(resets, "resets", (T, B))
+    return as_float_array(x, "xs", (T, B, model.n_in), model.dtype), as_resets(resets, "resets", (T, B))
+
+
+def validate_sequence(model, xs, ys, resets):
+    """Validate and convert ``(xs, ys, resets)``; returns contiguous arrays of the model's dtype."""
+    x, r = _validate_inputs(model, xs, resets)
+    y = model.readout.check_targets(ys, "ys", x.shape[:2], model.n_out, model.dtype)
     return x, y, r
 
 
@@ -73,14 +77,7 @@ def predict(model, xs, resets=None, state=None):
     ``state`` to continue where the last call stopped. Parameters are not changed.
     """
     W, V = _check_model(model)
-    x = np.asarray(xs)
-    if x.ndim != 3:
-        raise ValueError(f"xs must have shape (T, B, n_in={model.n_in}), got {x.shape}")
-    T, B = x.shape[:2]
-    if T < 1 or B < 1:
-        raise ValueError(f"xs must hold at least one step and one stream, got shape {x.shape}")
-    x = as_float_array(x, "xs", (T, B, model.n_in), model.dtype)
-    r = as_resets(resets, "resets", (T, B))
+    x, r = _validate_inputs(model, xs, resets)
     outs, final = _forward_sequence(model, W, V, x, r, state)
     return model.readout.predict(outs), final
 

@@ -14,17 +14,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 import oknumba  # noqa: E402
-
-
-def rel(a, b):
-    return float(np.max(np.abs(np.asarray(a, float) - b)) / np.max(np.abs(b)))
-
-
-def step_jacobians(cell, W, x, s_prev):
-    buf = cell.buffers(x.shape[0], W.dtype)
-    s = np.zeros_like(s_prev)
-    cell.step(W, x, s_prev, s, buf["rows"], buf["aux"], buf["D"], buf["H"], True)
-    return s, buf
+from oknumba.testing import loss_gradient_fd, step_jacobians, step_jacobians_fd  # noqa: E402
+from oknumba.testing import rel_err as rel  # noqa: E402
 
 
 def report(cell_name, eps=1e-6):
@@ -34,20 +25,8 @@ def report(cell_name, eps=1e-6):
     x = rng.normal(size=(3, 3))
     s_prev = rng.normal(scale=0.8, size=(3, cell.S))
     s_prev[0] = 0.0
-    s, buf = step_jacobians(cell, W, x, s_prev)
-    fdH = np.zeros_like(buf["H"])
-    for i in range(cell.S):
-        e = np.zeros(cell.S)
-        e[i] = eps
-        fdH[:, :, i] = (step_jacobians(cell, W, x, s_prev + e)[0] - step_jacobians(cell, W, x, s_prev - e)[0]) / (2 * eps)
-    F = np.einsum("bkq,bkpj->bpqj", buf["rows"], buf["D"])
-    fdF = np.zeros_like(F)
-    for q in range(cell.a):
-        for j in range(cell.P):
-            Wp, Wm = W.copy(), W.copy()
-            Wp[q, j] += eps
-            Wm[q, j] -= eps
-            fdF[:, :, q, j] = (step_jacobians(cell, Wp, x, s_prev)[0] - step_jacobians(cell, Wm, x, s_prev)[0]) / (2 * eps)
+    _, H, F = step_jacobians(cell, W, x, s_prev)
+    fdH, fdF = step_jacobians_fd(cell, W, x, s_prev, eps)
     T, B = 12, 3
     xs = rng.normal(size=(T, B, 3))
     ys = rng.integers(-1, 5, size=(T, B))
@@ -59,18 +38,12 @@ def report(cell_name, eps=1e-6):
     worst_fd = 0.0
     scale = max(np.abs(gb["W"]).max(), np.abs(gb["V"]).max())
     for k in ("W", "V"):
-        p = model.params[k]
-        for idx in rng.choice(p.size, size=10, replace=False):
-            old = p.flat[idx]
-            p.flat[idx] = old + eps
-            lp = oknumba.sequence_loss(model, xs, ys, resets)
-            p.flat[idx] = old - eps
-            lm = oknumba.sequence_loss(model, xs, ys, resets)
-            p.flat[idx] = old
-            worst_fd = max(worst_fd, abs((lp - lm) / (2 * eps) - gb[k].flat[idx]) / scale)
+        idx = rng.choice(model.params[k].size, size=10, replace=False)
+        fd = loss_gradient_fd(model, xs, ys, resets, k, idx, eps)
+        worst_fd = max(worst_fd, np.abs(fd - gb[k].reshape(-1)[idx]).max() / scale)
     m32 = oknumba.RNN(cell_name, 3, 6, 5, seed=0, init="normal", init_scale=0.5, dtype=np.float32)
     _, g32 = oknumba.sequence_grad(m32, xs.astype(np.float32), ys, "rtrl", resets=resets)
-    return {"H vs FD": rel(buf["H"], fdH), "F=ĥ⊗D vs FD": rel(F, fdF),
+    return {"H vs FD": rel(H, fdH), "F=ĥ⊗D vs FD": rel(F, fdF),
             "rtrl vs bptt": max(rel(gr[k], gb[k]) for k in gb), "bptt vs FD": worst_fd,
             "tbptt(k≥T) vs bptt": rel(gt["W"], gb["W"]), "ok(r=a) vs rtrl": rel(go["W"], gr["W"]),
             "float32 vs float64": max(rel(g32[k], gr[k]) for k in gr)}

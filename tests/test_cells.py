@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import oknumba
-from conftest import rel_err
+from oknumba.testing import forward_step, rel_err, step_jacobians, step_jacobians_fd
 
 EPS = 1e-6
 
@@ -18,49 +18,24 @@ def _setup(cell_name, B=3, n_in=3, n=5, seed=0):
     return model, cell, x, s_prev
 
 
-def _forward(cell, W, x, s_prev):
-    buf = cell.buffers(x.shape[0], W.dtype)
-    s = np.zeros_like(s_prev)
-    cell.forward(W, x, s_prev, s, buf["rows"], buf["aux"])
-    return s, buf
-
-
 def _jacobians(cell, W, x, s_prev):
-    s, buf = _forward(cell, W, x, s_prev)
+    s, buf = forward_step(cell, W, x, s_prev)
     cell.fill_D(W, s_prev, s, buf["rows"], buf["aux"], buf["D"])
     cell.fill_H(W, s_prev, s, buf["rows"], buf["aux"], buf["H"])
     return s, buf
 
 
-def test_H_matches_finite_differences(cell_name):
+def test_H_and_F_match_finite_differences(cell_name):
+    """H = ∂s/∂s₋, and F = ∂s/∂W = Σ_k ĥ_k ⊗ D_k (which checks the rows ĥ_k and D_k
+    together), against central differences of the forward step."""
     model, cell, x, s_prev = _setup(cell_name)
     W = model.params["W"]
-    s, buf = _jacobians(cell, W, x, s_prev)
-    fd = np.zeros_like(buf["H"])
-    for i in range(cell.S):
-        e = np.zeros(cell.S)
-        e[i] = EPS
-        sp, _ = _forward(cell, W, x, s_prev + e)
-        sm, _ = _forward(cell, W, x, s_prev - e)
-        fd[:, :, i] = (sp - sm) / (2 * EPS)
-    assert rel_err(buf["H"], fd) < 1e-6
-
-
-def test_F_rows_and_D_match_finite_differences(cell_name):
-    """F = ∂s/∂W = Σ_k ĥ_k ⊗ D_k checks the rows ĥ_k and D_k together."""
-    model, cell, x, s_prev = _setup(cell_name)
-    W = model.params["W"]
-    s, buf = _jacobians(cell, W, x, s_prev)
-    F = np.einsum("bkq,bkpj->bpqj", buf["rows"], buf["D"])
-    fd = np.zeros_like(F)
-    for q in range(cell.a):
-        for j in range(cell.P):
-            Wp, Wm = W.copy(), W.copy()
-            Wp[q, j] += EPS
-            Wm[q, j] -= EPS
-            fd[:, :, q, j] = (_forward(cell, Wp, x, s_prev)[0] - _forward(cell, Wm, x, s_prev)[0]) / (2 * EPS)
-    assert rel_err(F, fd) < 1e-6
+    _, H, F = step_jacobians(cell, W, x, s_prev)
+    fd_H, fd_F = step_jacobians_fd(cell, W, x, s_prev, EPS)
+    assert rel_err(H, fd_H) < 1e-6
+    assert rel_err(F, fd_F) < 1e-6
     # the first input row is always (x, h₋, 1)
+    _, buf = _jacobians(cell, W, x, s_prev)
     np.testing.assert_array_equal(buf["rows"][:, 0, :cell.n_in], x)
     np.testing.assert_array_equal(buf["rows"][:, 0, cell.n_in:-1], s_prev[:, :cell.n])
     np.testing.assert_array_equal(buf["rows"][:, 0, -1], 1.0)
