@@ -54,19 +54,25 @@ def _normalise(name):
     return posixpath.normpath(name.replace("\\", "/"))
 
 
-def download(url, dest_file, timeout=60.0):
-    """Download ``url`` to a temporary file next to ``dest_file``, then rename it to ``dest_file``."""
+def _copy_atomically(open_source, dest_file):
+    """Copy the stream ``open_source()`` opens into a temporary file next to ``dest_file``,
+    then rename it to ``dest_file`` (removed again on any error)."""
     dest_file = Path(dest_file)
     fd, tmp = tempfile.mkstemp(prefix=dest_file.name + ".", suffix=".part", dir=dest_file.parent)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out, length=1 << 20)
+        with os.fdopen(fd, "wb") as out, open_source() as src:
+            shutil.copyfileobj(src, out, length=1 << 20)
         os.replace(tmp, dest_file)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return dest_file
+
+
+def download(url, dest_file, timeout=60.0):
+    """Download ``url`` to a temporary file next to ``dest_file``, then rename it to ``dest_file``."""
+    return _copy_atomically(lambda: urllib.request.urlopen(url, timeout=timeout), dest_file)
 
 
 def _sha256(path):
@@ -105,17 +111,7 @@ def extract(archive, dest, files=FILES, member_dir=MEMBER_DIR):
         dest.mkdir(parents=True, exist_ok=True)
         written = []
         for base in files:
-            target = dest / base
-            fd, tmp = tempfile.mkstemp(prefix=base + ".", suffix=".part", dir=dest)
-            try:
-                with os.fdopen(fd, "wb") as out, tar.extractfile(found[base]) as src:
-                    shutil.copyfileobj(src, out, length=1 << 20)
-                os.replace(tmp, target)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-            written.append(target)
+            written.append(_copy_atomically(lambda b=base: tar.extractfile(found[b]), dest / base))
     return written
 
 
