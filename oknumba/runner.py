@@ -23,8 +23,8 @@ from .training import RUN_FORMAT, RUN_VERSION, STOP_ENV, Interrupted, Progress, 
 #: Settings shared by every task. ``threads`` is meant for speed, but parallel kernels may sum in
 #: another order: a resumed run is bit-identical only with the same value.
 COMMON_DEFAULTS = dict(
-    cell="rhn", method="ok", optimizer="adam", clip=1.0, truncation=None, dtype="float64", seed=0,
-    threads=1, log_every=1000, checkpoint_every=10000, device="cpu",
+    cell="rhn", depth=1, method="ok", optimizer="adam", clip=1.0, truncation=None, dtype="float64",
+    seed=0, threads=1, log_every=1000, checkpoint_every=10000, device="cpu",
 )
 
 
@@ -95,6 +95,7 @@ def _check_config(cfg):
     for key in ("hidden", "batch", "steps", "log_every"):
         positive(key)
     positive("threads", allow_none=True)
+    positive("depth")
     if cfg.get("device", "cpu") not in ("cpu", "gpu"):
         raise RunError(f"device must be cpu or gpu, got {cfg['device']!r}")
     positive("checkpoint_every", minimum=0)

@@ -44,10 +44,12 @@ def make_cell(name, n_in, n_hidden, depth=1):
         raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
     if depth == 1:
         return cls(n_in, n_hidden)
-    if cls.max_depth < depth:
+    if cls.max_depth == 1:
         deep = [n for n, c in CELLS.items() if c.max_depth > 1]
         raise ValueError(f"cell {name!r} has no depth option (depth={depth}); cells with deep transitions:"
                          f" {deep}")
+    if depth > cls.max_depth:
+        raise ValueError(f"cell {name!r} takes depth <= {cls.max_depth}, got {depth}")
     return cls(n_in, n_hidden, depth=depth)
 
 

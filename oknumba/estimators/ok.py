@@ -9,7 +9,7 @@ stay in the core's L2 cache):
 
 1. ``A_iᵀ = Σ_j X[j, i] W_jᵀ`` for the chunk (the previous step's recombination);
 2. ``W_iᵀ ← A_iᵀ Hᵀ`` for i < r — **one** GEMM (r·c, S)(S, S) per chunk, the dominant
-   O(r S² P) cost; the K new terms ``ĥ_k ⊗ D_k`` of ``F_t`` (K = 1, or 2 for the GRU) fill
+   O(r S² P) cost; the K new terms ``ĥ_k ⊗ D_k`` of ``F_t`` (K = the cell's n_terms: 1; 2 for the GRU; d for a depth-d RHN) fill
    rows r..k−1 (``u`` side: ``[u; ĥ_1 … ĥ_K]``);
 3. the Gram matrix ``W Wᵀ`` (k × k) accumulates the chunk's contribution, and for the
    gradient ``v_j = W_jᵀ δ`` its rows.
