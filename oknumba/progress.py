@@ -57,8 +57,11 @@ class TerminalProgress(Progress):
 
     def first_step(self, seconds):
         if seconds >= COMPILE_NOTICE_S:
-            self._write(f"{self.label}: kernels ready after {seconds:.1f} s (compiled and cached for"
-                        " later runs); the rate and ETA leave this out")
+            from ._jit import CACHE
+
+            cached = "compiled and cached for later runs" if CACHE else "compiled; OKNUMBA_CACHE=0: not cached"
+            self._write(f"{self.label}: kernels ready after {seconds:.1f} s ({cached}); the rate and ETA"
+                        " leave this out")
         if self.tty:
             from tqdm import tqdm
 
