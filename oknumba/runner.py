@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from .cells import CELLS
 from .methods import METHODS
+from .optim import OPTIMIZERS
 from .run_folder import (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PARAMS_FILE, SUMMARY_FILE,
                          RunError, RunFolder, read_json, read_metrics)
 from .tasks import TASKS
@@ -90,6 +91,10 @@ def _check_config(cfg):
 
     if cfg["cell"] not in CELLS:
         raise RunError(f"cell must be one of {sorted(CELLS)}, got {cfg['cell']!r}")
+    if cfg["method"] not in METHODS:
+        raise RunError(f"method must be one of {list(METHODS)}, got {cfg['method']!r}")
+    if cfg["optimizer"] not in OPTIMIZERS:
+        raise RunError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {cfg['optimizer']!r}")
     if cfg["dtype"] not in ("float32", "float64"):
         raise RunError(f"dtype must be float32 or float64, got {cfg['dtype']!r}")
     for key in ("hidden", "batch", "steps", "log_every"):
