@@ -7,6 +7,8 @@ Commands::
     oknumba train TASK --resume DIR                       continue an interrupted run
     oknumba noise [options]                               estimator noise against exact RTRL
     oknumba plot DIR... --out PNG [--metric M]            learning curves of several runs
+    oknumba sweep TASK|SPEC --methods --seeds --out DIR   a grid of runs on Dask (resumable)
+    oknumba report DIR... --out REPORT                    report.md + figures of runs and noise
     oknumba sample RUN_DIR [--chars N --temperature T]    text from a char-LM run
     oknumba demo                                          exact RTRL vs BPTT on a small model
 
@@ -71,6 +73,9 @@ def _add_train_options(p, task):
     g = p.add_argument_group("model and method")
     g.add_argument("--cell", choices=list(CELLS), help=f"recurrent cell (default: {dflt('cell')})")
     g.add_argument("--hidden", type=_positive_int, help=f"hidden units n (default: {dflt('hidden')})")
+    g.add_argument("--depth", type=_positive_int,
+                   help=f"transition micro-layers per step of a deep-transition cell (rhn; Zilly et al."
+                        f" 2017) (default: {dflt('depth')})")
     g.add_argument("--method", choices=list(LEARNER_METHODS),
                    help=f"online gradient method (default: {dflt('method')}); tbptt needs --truncation")
     g.add_argument("--rank", type=_positive_int,
@@ -169,6 +174,12 @@ def build_parser():
     from .sample import add_sample_parser
 
     add_profile_parser(sub)
+
+    from .report import add_report_parser
+    from .sweep import add_sweep_parser
+
+    add_sweep_parser(sub)
+    add_report_parser(sub)
     add_sample_parser(sub)
 
     d = sub.add_parser("demo", help="compare exact-RTRL and BPTT gradients of a small model",
@@ -255,7 +266,8 @@ def cmd_train(args):
 
 def _label(cfg):
     m = cfg["method"] + ("" if cfg.get("rank") is None else f":{cfg['rank']}")
-    return f"{cfg['task']} {cfg['cell']} n={cfg['hidden']} {m} B={cfg['batch']}"
+    depth = "" if cfg.get("depth", 1) == 1 else f" depth={cfg['depth']}"
+    return f"{cfg['task']} {cfg['cell']}{depth} n={cfg['hidden']} {m} B={cfg['batch']}"
 
 
 def _progress(args, cfg):

@@ -1,5 +1,6 @@
 """Learning curves of several runs in one PNG (``oknumba plot``). Needs matplotlib (the
-optional extra ``oknumba[plot]``); nothing else in the package imports this module."""
+optional extra ``oknumba[plot]``), imported only when a figure is drawn; :mod:`oknumba.report`
+shares its figure helpers (:func:`import_pyplot`, :func:`save_figure`, :func:`_fmt_value`)."""
 import json
 import math
 import os
@@ -75,6 +76,33 @@ def _fmt_value(k, v):
     return f"{k}={v}"
 
 
+def import_pyplot(missing):
+    """``matplotlib.pyplot`` on the Agg backend; raises the exception ``missing`` if there is no
+    matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise missing from None
+    return plt
+
+
+def save_figure(fig, path, dpi, error):
+    """Lay out ``fig``, save it to ``path`` and close it; a failed write raises
+    ``error("cannot write PATH (...)")``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=dpi)
+    except OSError as e:
+        raise error(f"cannot write {path} ({e})") from None
+    finally:
+        plt.close(fig)
+
+
 def plot_runs(dirs, out, metric="auto", x="step", title=None):
     """Draw ``metric`` against ``x`` for each run folder in ``dirs`` into the PNG ``out``
     (``.png`` is added to a name without an extension: :func:`png_path`).
@@ -82,13 +110,7 @@ def plot_runs(dirs, out, metric="auto", x="step", title=None):
     Returns the list of line labels. Raises :class:`PlotError`.
     """
     out = png_path(out)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise PlotError("plotting needs matplotlib: pip install oknumba[plot]", exit_code=1) from None
+    plt = import_pyplot(PlotError("plotting needs matplotlib: pip install oknumba[plot]", exit_code=1))
     runs = [_load(d) for d in dirs]
     cfgs = [c for c, _ in runs]
     if metric == "auto":
@@ -116,11 +138,5 @@ def plot_runs(dirs, out, metric="auto", x="step", title=None):
     ax.set_title(title or f"{'/'.join(tasks)}: {metric}")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    try:
-        fig.savefig(out, dpi=110)
-    except OSError as e:
-        raise PlotError(f"cannot write {out} ({e})") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, out, 110, PlotError)
     return drawn

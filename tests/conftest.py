@@ -1,3 +1,4 @@
+import json
 import os
 
 # One BLAS thread: numpy's and numba's (scipy's) OpenBLAS otherwise fight on 2 cores.
@@ -32,3 +33,21 @@ def rel_err(a, b):
     """max |a − b| / max |b| (the relative error quoted in the notes)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def read_json(path):
+    """The JSON document in the file ``path``."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_params(run_dir):
+    """The arrays of a run folder's ``params.npz`` (name → array)."""
+    with np.load(os.path.join(run_dir, "params.npz")) as z:
+        return {k: z[k] for k in z.files}
+
+
+def same_params(a, b):
+    """Whether the run folders ``a`` and ``b`` hold the same parameters (same names, equal arrays)."""
+    pa, pb = run_params(a), run_params(b)
+    return set(pa) == set(pb) and all(np.array_equal(pa[k], pb[k]) for k in pa)

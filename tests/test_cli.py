@@ -14,6 +14,8 @@ import time
 import numpy as np
 import pytest
 
+from conftest import read_json, same_params
+from conftest import run_params as _params
 from oknumba import cli, runner
 
 TINY = ["--hidden", "6", "--rank", "2", "--batch", "3", "--quiet"]
@@ -30,19 +32,12 @@ def _records(run_dir):
 
 
 def _json(run_dir, name):
-    with open(os.path.join(run_dir, name)) as f:
-        return json.load(f)
-
-
-def _params(run_dir):
-    with np.load(os.path.join(run_dir, "params.npz")) as z:
-        return {k: z[k] for k in z.files}
+    return read_json(os.path.join(run_dir, name))
 
 
 def _same_params(a, b):
-    pa, pb = _params(a), _params(b)
-    assert set(pa) == set(pb) == {"W", "V"}
-    return all(np.array_equal(pa[k], pb[k]) for k in pa)
+    assert set(_params(a)) == {"W", "V"}
+    return same_params(a, b)
 
 
 def _untimed(recs):
