@@ -142,6 +142,8 @@ def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, t
         truncation = check_positive_int(truncation, "truncation")
     elif truncation is not None:
         raise ValueError(f"truncation is only used by method 'tbptt', not {method!r}")
+    if method in OFFLINE_METHODS and rank is not None:
+        raise ValueError(f"rank is only used by the rank methods (ok, ok-truncated, kf-avg), not {method!r}")
     if threads is not None:
         check_positive_int(threads, "threads")
     with pinned_threads(threads):
@@ -153,6 +155,9 @@ def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, t
                                  seed=seed)
             est.threads = threads
             loss, dW, dV = run_estimator(model, W, V, xs, ys, resets, est)
+    if not (np.isfinite(loss) and np.isfinite(dW).all() and np.isfinite(dV).all()):
+        raise FloatingPointError(f"the {method} gradient overflowed {model.dtype.name} (inputs or weights"
+                                 " too large): scale the inputs or use float64")
     return float(loss), {"W": dW, "V": dV}
 
 

@@ -116,7 +116,7 @@ class OnlineLearner:
         self.model = model
         self.method = method
         self.batch = check_positive_int(batch, "batch")
-        if clip is not None and not (isinstance(clip, numbers.Real) and clip > 0):
+        if clip is not None and (isinstance(clip, bool) or not (isinstance(clip, numbers.Real) and clip > 0)):
             raise ValueError(f"clip must be a positive number or None, got {clip!r}")
         self.clip = clip
         if threads is not None:
@@ -228,6 +228,8 @@ class OnlineLearner:
                 if y.dtype.kind not in "iu":
                     raise TypeError(f"y_t must be an integer array of shape ({B},) (class ids, -1 = no"
                                     f" target), got dtype {y.dtype}")
+                if y.dtype.kind == "u" and y.size and y.max() >= m.n_out:   # before int64 wraps it
+                    raise ValueError(f"y_t must hold class ids in [0, {m.n_out - 1}] or -1, got {y}")
                 y = y.astype(np.int64)
             if y.shape != (B,):
                 raise ValueError(f"y_t must have shape ({B},), got {y.shape}")

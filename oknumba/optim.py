@@ -8,6 +8,7 @@
   clips the gradient of W to norm 1).
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -145,8 +146,8 @@ OPTIMIZERS = {"adam": Adam, "sgd": SGD}
 
 
 def make_optimizer(name, params, lr):
-    if name not in OPTIMIZERS:
+    if not isinstance(name, str) or name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    return OPTIMIZERS[name](params, lr=lr)
+    return OPTIMIZERS[name](params, lr=float(lr))

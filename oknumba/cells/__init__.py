@@ -5,6 +5,8 @@ estimator, the command line's ``--cell`` choices, ``oknumba profile`` and the te
 registry, so a new cell — a :class:`Cell` subclass with its kernels — is one class plus one
 ``register_cell`` call.
 """
+import numbers
+
 from .base import Cell, CellKernels
 from .gru import GRU
 from .lstm import LSTM
@@ -40,7 +42,10 @@ def make_cell(name, n_in, n_hidden, depth=1):
     if name not in CELLS:
         raise ValueError(f"cell must be one of {sorted(CELLS)}, got {name!r}")
     cls = CELLS[name]
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
+        raise TypeError(f"depth must be an integer >= 1, got {depth!r}")
+    depth = int(depth)
+    if depth < 1:
         raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
     if depth == 1:
         return cls(n_in, n_hidden)

@@ -342,11 +342,16 @@ class KroneckerSumEstimator(StochasticEstimator):
         args = (self._kind, self._mode, self.chunk, H, self.term_rows, self.X, self.us,
                 self.rng_state, rows, D, self._work, delta, self.dtype.type(self.gradient_scale),
                 dW, with_gradient)
-        if use_parallel_streams(self.batch, self.cell.S * self.cell.P, self.threads):
-            with blas_single_threaded(), numba_threads(self.threads):
-                kron_step_parallel(*args)
-        else:
-            kron_step(*args)
+        try:
+            if use_parallel_streams(self.batch, self.cell.S * self.cell.P, self.threads):
+                with blas_single_threaded(), numba_threads(self.threads):
+                    kron_step_parallel(*args)
+            else:
+                kron_step(*args)
+        except np.linalg.LinAlgError:     # the reduction met inf/NaN: the products overflowed
+            raise FloatingPointError(f"the {self.method} influence estimate overflowed {self.dtype.name}"
+                                     " (inputs or weights too large): lower lr, scale the inputs or use"
+                                     " float64") from None
 
     def add_gradient(self, delta, dW):
         add_stored_gradient(self.term_rows, self.X, self.us, delta,

@@ -375,8 +375,10 @@ def ok_reduce(us, As, rank, rng=None, *, method="optimal"):
     if us.ndim != 2 or As.ndim != 3 or us.shape[0] != As.shape[0]:
         raise ValueError(f"us must have shape (k, a) and As shape (k, S, P) with the same k;"
                          f" got us {us.shape} and As {As.shape}")
-    if us.dtype.kind != "f" or As.dtype.kind != "f":
-        raise TypeError(f"us and As must be floating-point arrays, got {us.dtype} and {As.dtype}")
+    if us.dtype not in (np.float32, np.float64) or As.dtype not in (np.float32, np.float64):
+        raise TypeError(f"us and As must be float32 or float64 arrays, got {us.dtype} and {As.dtype}")
+    if 0 in us.shape or 0 in As.shape:
+        raise ValueError(f"us and As must not be empty, got us {us.shape} and As {As.shape}")
     dt = np.result_type(us.dtype, As.dtype)
     if not (np.all(np.isfinite(us)) and np.all(np.isfinite(As))):
         raise ValueError("us and As must be finite (found NaN or inf in the factors)")
@@ -389,7 +391,11 @@ def ok_reduce(us, As, rank, rng=None, *, method="optimal"):
     out_A = np.zeros((rank, S * P), dt)
     signs = draw_signs(rng, k, dt)
     offset = dt.type(rng.random())
-    reduce_terms(U, A, rank, signs, offset, modes[method], out_U, out_A)
+    try:
+        reduce_terms(U, A, rank, signs, offset, modes[method], out_U, out_A)
+    except np.linalg.LinAlgError:
+        raise FloatingPointError(f"the terms' products overflow {dt.name}: scale us and As down"
+                                 " (or use float64)") from None
     return out_U, out_A.reshape(rank, S, P)
 
 
