@@ -286,8 +286,9 @@ def test_depth_option_is_checked():
         RHN(N_IN, N, depth=11)
     with pytest.raises(ValueError, match="depth must be an integer >= 1"):
         oknumba.RNN("rhn", N_IN, N, N_OUT, depth=0)
-    with pytest.raises(ValueError, match="depth must be an integer"):
+    with pytest.raises(TypeError, match="depth must be an integer"):
         oknumba.RNN("rhn", N_IN, N, N_OUT, depth=2.0)
+    assert oknumba.RNN("rhn", N_IN, N, N_OUT, depth=np.int64(2)).cell.depth == 2
     with pytest.raises(TypeError, match="depth must be an integer"):
         RHN(N_IN, N, depth=2.0)
     with pytest.raises(ValueError, match="no depth option"):
