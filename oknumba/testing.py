@@ -29,12 +29,18 @@ def forward_step(cell, W, x, s_prev):
     return s, buf
 
 
-def step_jacobians(cell, W, x, s_prev):
-    """``(s, H, F)`` from the cell's kernels: ``H = ∂s/∂s₋`` (B, S, S) and the immediate
-    influence ``F = ∂s/∂W = Σ_k ĥ_k ⊗ D_k`` (B, S, a, P)."""
+def filled_step(cell, W, x, s_prev):
+    """One forward step with ``D`` and ``H`` filled too: returns ``(s, buffers)``."""
     s, buf = forward_step(cell, W, x, s_prev)
     cell.fill_D(W, s_prev, s, buf["rows"], buf["aux"], buf["D"])
     cell.fill_H(W, s_prev, s, buf["rows"], buf["aux"], buf["H"])
+    return s, buf
+
+
+def step_jacobians(cell, W, x, s_prev):
+    """``(s, H, F)`` from the cell's kernels: ``H = ∂s/∂s₋`` (B, S, S) and the immediate
+    influence ``F = ∂s/∂W = Σ_k ĥ_k ⊗ D_k`` (B, S, a, P)."""
+    s, buf = filled_step(cell, W, x, s_prev)
     F = np.einsum("bkq,bkpj->bpqj", buf["rows"], buf["D"])
     return s, buf["H"], F
 
@@ -89,5 +95,5 @@ def unbiasedness_z(model, xs, ys, resets, method, rank=None, n_seeds=400):
     return (float(z.max()) if z.size else 0.0), live, mean, exact["W"], samples
 
 
-__all__ = ["rel_err", "forward_step", "step_jacobians", "step_jacobians_fd", "loss_gradient_fd",
+__all__ = ["rel_err", "forward_step", "filled_step", "step_jacobians", "step_jacobians_fd", "loss_gradient_fd",
            "unbiasedness_z"]

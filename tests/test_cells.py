@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import oknumba
-from oknumba.testing import forward_step, rel_err, step_jacobians, step_jacobians_fd
+from oknumba.testing import filled_step, rel_err, step_jacobians, step_jacobians_fd
 
 EPS = 1e-6
 
@@ -18,13 +18,6 @@ def _setup(cell_name, B=3, n_in=3, n=5, seed=0):
     return model, cell, x, s_prev
 
 
-def _jacobians(cell, W, x, s_prev):
-    s, buf = forward_step(cell, W, x, s_prev)
-    cell.fill_D(W, s_prev, s, buf["rows"], buf["aux"], buf["D"])
-    cell.fill_H(W, s_prev, s, buf["rows"], buf["aux"], buf["H"])
-    return s, buf
-
-
 def test_H_and_F_match_finite_differences(cell_name):
     """H = ∂s/∂s₋, and F = ∂s/∂W = Σ_k ĥ_k ⊗ D_k (which checks the rows ĥ_k and D_k
     together), against central differences of the forward step."""
@@ -35,7 +28,7 @@ def test_H_and_F_match_finite_differences(cell_name):
     assert rel_err(H, fd_H) < 1e-6
     assert rel_err(F, fd_F) < 1e-6
     # the first input row is always (x, h₋, 1)
-    _, buf = _jacobians(cell, W, x, s_prev)
+    _, buf = filled_step(cell, W, x, s_prev)
     np.testing.assert_array_equal(buf["rows"][:, 0, :cell.n_in], x)
     np.testing.assert_array_equal(buf["rows"][:, 0, cell.n_in:-1], s_prev[:, :cell.n])
     np.testing.assert_array_equal(buf["rows"][:, 0, -1], 1.0)
@@ -45,7 +38,7 @@ def test_D_is_block_diagonal_for_single_term_cells(cell_name):
     model, cell, x, s_prev = _setup(cell_name)
     if cell.n_terms != 1:
         pytest.skip("the GRU's reset gate couples units: D₀ has a dense r block")
-    s, buf = _jacobians(cell, model.params["W"], x, s_prev)
+    s, buf = filled_step(cell, model.params["W"], x, s_prev)
     D = buf["D"][:, 0]
     for p in range(cell.S):
         unit = p % cell.n
@@ -57,7 +50,7 @@ def test_D_is_block_diagonal_for_single_term_cells(cell_name):
 def test_jvp_equals_H_times_v(cell_name):
     model, cell, x, s_prev = _setup(cell_name)
     W = model.params["W"]
-    s, buf = _jacobians(cell, W, x, s_prev)
+    s, buf = filled_step(cell, W, x, s_prev)
     v = np.random.default_rng(5).normal(size=s.shape)
     out = np.zeros_like(v)
     cell.jvp(W, s_prev, s, buf["rows"], buf["aux"], v, out)
@@ -67,8 +60,8 @@ def test_jvp_equals_H_times_v(cell_name):
 def test_float32_forward_matches_float64(cell_name):
     model, cell, x, s_prev = _setup(cell_name)
     W = model.params["W"]
-    s64, b64 = _jacobians(cell, W, x, s_prev)
-    s32, b32 = _jacobians(cell, W.astype(np.float32), x.astype(np.float32), s_prev.astype(np.float32))
+    s64, b64 = filled_step(cell, W, x, s_prev)
+    s32, b32 = filled_step(cell, W.astype(np.float32), x.astype(np.float32), s_prev.astype(np.float32))
     assert s32.dtype == np.float32 and b32["H"].dtype == np.float32
     for a32, a64 in [(s32, s64), (b32["H"], b64["H"]), (b32["D"], b64["D"])]:
         assert rel_err(a32, a64) < 1e-5

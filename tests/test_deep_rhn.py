@@ -10,7 +10,7 @@ import pytest
 import oknumba
 from conftest import random_sequence
 from oknumba.testing import forward_step as _forward
-from oknumba.testing import (loss_gradient_fd, rel_err, step_jacobians, step_jacobians_fd,
+from oknumba.testing import (filled_step, loss_gradient_fd, rel_err, step_jacobians, step_jacobians_fd,
                              unbiasedness_z)
 from oknumba.cells import RHN, make_cell
 from oknumba.cells import rhn as rhn_module
@@ -57,13 +57,6 @@ def _step_setup(depth, B=2, seed=0):
     return model, cell, x, s_prev
 
 
-def _jacobians(cell, W, x, s_prev):
-    s, buf = _forward(cell, W, x, s_prev)
-    cell.fill_D(W, s_prev, s, buf["rows"], buf["aux"], buf["D"])
-    cell.fill_H(W, s_prev, s, buf["rows"], buf["aux"], buf["H"])
-    return s, buf
-
-
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_sizes_and_repr(depth):
     model = _model(depth)
@@ -102,7 +95,7 @@ def test_F_matches_finite_differences_and_D_lives_in_its_block(depth):
     entry of W; D_k is nonzero only in block k."""
     model, cell, x, s_prev = _step_setup(depth)
     W = model.params["W"]
-    s, buf = _jacobians(cell, W, x, s_prev)
+    s, buf = filled_step(cell, W, x, s_prev)
     _, _, F = step_jacobians(cell, W, x, s_prev)
     _, fd = step_jacobians_fd(cell, W, x, s_prev, EPS)
     err = rel_err(F, fd)
@@ -122,7 +115,7 @@ def test_F_matches_finite_differences_and_D_lives_in_its_block(depth):
 def test_H_matches_finite_differences_and_jvp_equals_H_v(depth):
     model, cell, x, s_prev = _step_setup(depth)
     W = model.params["W"]
-    s, buf = _jacobians(cell, W, x, s_prev)
+    s, buf = filled_step(cell, W, x, s_prev)
     fd, _ = step_jacobians_fd(cell, W, x, s_prev, EPS)
     err = rel_err(buf["H"], fd)
     assert err < 1e-6, err
@@ -136,8 +129,8 @@ def test_H_matches_finite_differences_and_jvp_equals_H_v(depth):
 def test_float32_step_matches_float64(depth):
     model, cell, x, s_prev = _step_setup(depth)
     W = model.params["W"]
-    s64, b64 = _jacobians(cell, W, x, s_prev)
-    s32, b32 = _jacobians(cell, W.astype(np.float32), x.astype(np.float32), s_prev.astype(np.float32))
+    s64, b64 = filled_step(cell, W, x, s_prev)
+    s32, b32 = filled_step(cell, W.astype(np.float32), x.astype(np.float32), s_prev.astype(np.float32))
     assert s32.dtype == np.float32 and b32["D"].dtype == np.float32
     for a32, a64 in [(s32, s64), (b32["H"], b64["H"]), (b32["D"], b64["D"])]:
         assert rel_err(a32, a64) < 1e-5
