@@ -13,6 +13,7 @@ from ._validate import as_float_array, as_resets, check_positive_int
 from .estimators import ESTIMATORS, OFFLINE_METHODS, make_estimator
 from .estimators.bptt import bptt_grad
 from .readouts import readout_outputs
+from .stack import make_stack_run, run_stack_estimators, stack_bptt_grad
 
 METHODS = tuple(OFFLINE_METHODS) + tuple(ESTIMATORS)
 
@@ -87,7 +88,8 @@ def _forward_sequence(model, W, V, xs, resets, state):
     final state."""
     cell = model.cell
     T, B = xs.shape[:2]
-    buf = cell.buffers(B, model.dtype, with_H=False)
+    stacked = model.layers > 1
+    buf = cell.workspace(B, model.dtype, jacobians=False) if stacked else cell.buffers(B, model.dtype, with_H=False)
     s_prev, s = model.zero_state(B), model.zero_state(B)
     if state is not None:
         st = np.asarray(state)
@@ -97,7 +99,10 @@ def _forward_sequence(model, W, V, xs, resets, state):
     outs = np.empty((T, B, model.n_out), model.dtype)
     for t in range(T):
         s_prev[resets[t]] = 0.0
-        cell.forward(W, xs[t], s_prev, s, buf["rows"], buf["aux"])
+        if stacked:
+            cell.forward(W, xs[t], s_prev, s, buf)
+        else:
+            cell.forward(W, xs[t], s_prev, s, buf["rows"], buf["aux"])
         readout_outputs(V, s, cell.n, outs[t])
         s_prev, s = s, s_prev
     return outs, s_prev.copy()
@@ -146,27 +151,32 @@ def sequence_grad(model, xs, ys, method, resets=None, *, rank=None, seed=None, t
         raise ValueError(f"rank is only used by the rank methods (ok, ok-truncated, kf-avg), not {method!r}")
     if threads is not None:
         check_positive_int(threads, "threads")
+    stacked = model.layers > 1
     with pinned_threads(threads):
         if method in OFFLINE_METHODS:
-            loss, dW, dV = bptt_grad(model, W, V, xs, ys, resets,
-                                     truncation if method == "tbptt" else None)
+            grad = stack_bptt_grad if stacked else bptt_grad
+            loss, dW, dV = grad(model, W, V, xs, ys, resets, truncation if method == "tbptt" else None)
         else:
-            est = make_estimator(method, model.cell, ys.shape[1], model.dtype, rank=rank,
-                                 seed=seed)
+            make = make_stack_run if stacked else make_estimator
+            est = make(method, model.cell, ys.shape[1], model.dtype, rank=rank, seed=seed)
             est.threads = threads
             loss, dW, dV = run_estimator(model, W, V, xs, ys, resets, est)
-    if not (np.isfinite(loss) and np.isfinite(dW).all() and np.isfinite(dV).all()):
+    grads = {**dW, "V": dV} if stacked else {"W": dW, "V": dV}
+    if not (np.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
         raise FloatingPointError(f"the {method} gradient overflowed {model.dtype.name} (inputs or weights"
                                  " too large): scale the inputs or use float64")
-    return float(loss), {"W": dW, "V": dV}
+    return float(loss), grads
 
 
 def run_estimator(model, W, V, xs, ys, resets, est, on_step=None):
     """Drive an online estimator through a validated sequence with frozen parameters.
 
     Returns ``(loss, dW, dV)``; ``on_step(t, est, delta)`` is called after each step's
-    update with ``delta = ∂L_t/∂s_t`` (B,S).
+    update with ``delta = ∂L_t/∂s_t`` (B,S). For a stack ``est`` is a
+    :class:`~oknumba.stack.StackRun` and ``dW`` a dict ``{"W0": …, …}``.
     """
+    if model.layers > 1:
+        return run_stack_estimators(model, W, V, xs, ys, resets, est, on_step)
     cell = model.cell
     T, B = ys.shape[:2]
     buf = cell.buffers(B, model.dtype, with_H=est.needs_H)

@@ -25,6 +25,7 @@ from ._jit import kernel
 from ._threads import StepThreads, pinned_threads
 from ._validate import check_positive_int
 from .estimators import make_estimator
+from .stack import make_stack_run
 from .methods import method_names
 from .model import RNN
 from .readouts import readout_backward, readout_outputs
@@ -123,9 +124,11 @@ class OnlineLearner:
             check_positive_int(threads, "threads")
         self.threads = threads
         cell, dt, B = model.cell, model.dtype, self.batch
-        self._estimator = est = make_estimator(method, cell, B, dt, rank=rank, seed=seed,
-                                               truncation=truncation)
-        self.truncation = getattr(est, "truncation", None)    # checked by the estimator
+        self._stacked = stacked = model.layers > 1
+        make = make_stack_run if stacked else make_estimator
+        self._estimator = est = make(method, cell, B, dt, rank=rank, seed=seed, truncation=truncation)
+        # checked by the estimator
+        self.truncation = getattr(est.estimators[0] if stacked else est, "truncation", None)
         est.threads = threads
         self._step_threads = None if threads is None else StepThreads(threads)
         if est.update_interval is not None:       # the method fixes the update period
@@ -139,7 +142,7 @@ class OnlineLearner:
         self.seed = seed
         self._optimizer = make_optimizer(optimizer, model.params, lr)
         # of the estimators only UORO does without H (TBPTT keeps its own in its window)
-        self._buf = cell.buffers(B, dt, with_H=est.needs_H and est.has_influence)
+        self._buf = None if stacked else cell.buffers(B, dt, with_H=est.needs_H and est.has_influence)
         self._state = model.zero_state(B)
         self._s_new = model.zero_state(B)
         self._delta = np.zeros((B, cell.S), dt)
@@ -148,8 +151,7 @@ class OnlineLearner:
         self._pending = None                           # what forward() leaves for backward()
         self._grads = {k: np.zeros_like(p) for k, p in model.params.items()}
         self._grad_scale = dt.type(1.0 / B)
-        W, V = model._params["W"], model._params["V"]
-        self._kernel_params = (W, V, W.shape, V.shape)     # what the kernels were checked for
+        self._kernel_params = self._kernel_snapshot(*model.check_params())   # what the kernels were checked for
         self.steps = 0
         self.updates = 0
         #: ``(‖g_W‖, ‖g_V‖)`` before clipping at the last update (None before the first)
@@ -157,6 +159,9 @@ class OnlineLearner:
         if device not in ("cpu", "gpu"):
             raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
         self.device, self._gpu = device, None
+        if device == "gpu" and stacked:
+            raise ValueError(f"device='gpu' runs one recurrent layer; train the {model.layers}-layer stack"
+                             " with device='cpu'")
         if device == "gpu" and model.cell.depth != 1:
             raise ValueError("device='gpu' runs depth-1 cells only; train a deep-transition cell with"
                              " device='cpu'")
@@ -317,10 +322,47 @@ class OnlineLearner:
         except (TypeError, ValueError) as e:
             raise type(e)(f"{e} (model.params was changed after the learner was built; keep the"
                           " shapes and dtype, or write values in place: params['W'][...] = ...)") from None
-        self._kernel_params = (W, V, W.shape, V.shape)
+        self._kernel_params = self._kernel_snapshot(W, V)
         return W, V
 
+    @staticmethod
+    def _kernel_snapshot(W, V):
+        """The arrays (and shapes) the kernels were checked for (``W`` a tuple for a stack)."""
+        return (W, V, tuple(w.shape for w in W) if isinstance(W, tuple) else W.shape, V.shape)
+
+    def _stack_forward(self, x, reset):
+        m = self.model
+        Ws = tuple(m._params[k] for k in m.cell.param_shapes())
+        V = m._params["V"]
+        kW, kV, shapes_W, shape_V = self._kernel_params
+        if (V is not kV or V.shape != shape_V
+                or any(a is not b or a.shape != sh for a, b, sh in zip(Ws, kW, shapes_W))):
+            Ws, V = self._adopt_params()
+        s_prev, s, run = self._state, self._s_new, self._estimator
+        if reset is not None and reset.any():
+            s_prev[reset] = 0.0
+            run.reset(reset)
+        run.forward(Ws, x, s_prev, s, self.steps)
+        readout_outputs(V, s, m.cell.n, self._out)
+        self._pending = (Ws, V, s_prev, s)
+        return self._out
+
+    def _stack_backward(self, g):
+        Ws, V, s_prev, s = self._pending
+        self._pending = None
+        m, run, grads = self.model, self._estimator, self._grads
+        readout_backward(V, s, m.cell.n, g, grads["V"], self._delta)
+        run.backward(Ws, self._delta, grads)
+        self._state, self._s_new = s, s_prev
+        self.steps += 1
+        if self.steps % self.update_every == 0:
+            run.before_update(grads)
+            self.last_grad_norms = self._optimizer.update(m._params, grads, self._grad_scale, self.clip)
+            self.updates += 1
+
     def _forward(self, x, reset):
+        if self._stacked:
+            return self._stack_forward(x, reset)
         m, cell = self.model, self.model.cell
         W, V = m._params["W"], m._params["V"]
         kW, kV, shape_W, shape_V = self._kernel_params
@@ -338,6 +380,8 @@ class OnlineLearner:
         return self._out
 
     def _backward(self, g):
+        if self._stacked:
+            return self._stack_backward(g)
         W, V, s_prev, s, rows, aux, D, H, delta = self._pending
         self._pending = None
         m, est, grads = self.model, self._estimator, self._grads
@@ -365,7 +409,11 @@ class OnlineLearner:
                    update_every=self.update_every, truncation=self.truncation, seed=self.seed)
         if m.readout.name != "softmax":       # (absent for the defaults: earlier checkpoints match)
             cfg["readout"] = m.readout.name
-        if m.cell.depth != 1:
+        if m.layers > 1:
+            cfg["layers"] = m.layers
+            if list(m.cell.depth) != [1] * m.layers:
+                cfg["depth"] = list(m.cell.depth)
+        elif m.cell.depth != 1:
             cfg["depth"] = m.cell.depth
         return cfg
 

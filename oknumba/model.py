@@ -10,6 +10,7 @@ import numpy as np
 from ._validate import check_dtype, check_finite, check_positive_int
 from .cells import make_cell
 from .readouts import get_readout
+from .stack import count_layers, layer_list, make_stack
 
 
 class RNN:
@@ -32,6 +33,11 @@ class RNN:
     depth : int
         Transition micro-layers per step for a deep-transition cell (``"rhn"``, Zilly et al.
         2017; 1 = the OK paper's RHN).
+    layers : int, optional
+        Stacked recurrent layers L (default: 1, or the length of the per-layer lists):
+        ``cell``, ``n_hidden`` and ``depth`` may then be lists (bottom layer first, mixed cells
+        allowed) or one value for every layer. Layer l reads layer l−1's hidden output of
+        the same step; the readout reads the top layer (:mod:`oknumba.stack`).
     readout : {"softmax", "linear"}
         ``"softmax"`` (default): class-id targets, cross-entropy; ``"linear"``: real targets of
         shape (…, n_out) with NaN = no target, squared error ``½ Σ (out − y)²``.
@@ -40,19 +46,32 @@ class RNN:
     ----------
     params : dict
         ``"W"`` (a×P) recurrent weights with ``a = n_in + n + 1`` and ``P`` = gate blocks × n;
-        ``"V"`` ((n+1)×n_out) readout weights (last row = bias).
+        ``"V"`` ((n+1)×n_out) readout weights (last row = bias). A stack has ``"W0"`` …
+        ``"W{L-1}"`` (layer l: ``a_l = n_in,l + n_l + 1`` rows) in place of ``"W"``, and n is
+        the top layer's.
     """
 
     def __init__(self, cell, n_in, n_hidden, n_out, seed=0, dtype=np.float64, init="paper",
-                 init_scale=None, readout="softmax", depth=1):
-        if not isinstance(cell, str):
-            raise TypeError(f"cell must be a string naming the cell, got {type(cell).__name__}")
+                 init_scale=None, readout="softmax", depth=1, layers=None):
         self.dtype = check_dtype(dtype)
         self.readout = get_readout(readout)
-        self.cell = make_cell(cell, n_in, n_hidden, depth=depth)
+        L = count_layers(layers, cell, n_hidden, depth)
+        if L == 1:
+            cell, n_hidden, depth = (v[0] if isinstance(v, (list, tuple)) else v
+                                     for v in (cell, n_hidden, depth))
+            if not isinstance(cell, str):
+                raise TypeError(f"cell must be a string naming the cell, got {type(cell).__name__}")
+            self.cell = make_cell(cell, n_in, n_hidden, depth=depth)
+        else:
+            self.cell = make_stack(layer_list(cell, L, "cell", "cell name"), n_in,
+                                   layer_list(n_hidden, L, "n_hidden", "size"),
+                                   layer_list(depth, L, "depth", "integer"))
         self.n_out = check_positive_int(n_out, "n_out")
         rng = np.random.default_rng(seed)
-        W = self.cell.init_W(rng, self.dtype, init, init_scale)
+        if L == 1:
+            recurrent = {"W": self.cell.init_W(rng, self.dtype, init, init_scale)}
+        else:
+            recurrent = self.cell.init_W(rng, self.dtype, init, init_scale)
         if init in ("paper", "normal"):
             V = rng.normal(0.0, 0.01 if init_scale is None else init_scale,
                            (self.cell.n + 1, self.n_out))
@@ -61,7 +80,7 @@ class RNN:
             V = rng.uniform(-lim, lim, (self.cell.n + 1, self.n_out))
             V[-1] = 0.0
         self._device = None        # a GPUBackend holding the current values, if any
-        self._params = {"W": W, "V": np.ascontiguousarray(V, dtype=self.dtype)}
+        self._params = {**recurrent, "V": np.ascontiguousarray(V, dtype=self.dtype)}
         self.vocab = None          # a character vocabulary (dict) when loaded with one
         self.init = init
         self.seed = seed
@@ -86,16 +105,24 @@ class RNN:
         return self.cell.n_in
 
     @property
+    def layers(self):
+        """Recurrent layers (1, or L for a stack: :mod:`oknumba.stack`)."""
+        return getattr(self.cell, "L", 1)
+
+    @property
     def n_hidden(self):
-        return self.cell.n
+        """Hidden units n (a list, bottom layer first, for a stack)."""
+        return self.cell.sizes if self.layers > 1 else self.cell.n
 
     @property
     def cell_name(self):
-        return self.cell.name
+        """The cell's name (a list, bottom layer first, for a stack)."""
+        return self.cell.names if self.layers > 1 else self.cell.name
 
     def check_params(self):
-        """Validate ``params`` (shapes, dtype, finiteness) and return (W, V) ready for kernels."""
-        shapes = {"W": (self.cell.a, self.cell.P), "V": (self.cell.n + 1, self.n_out)}
+        """Validate ``params`` (shapes, dtype, finiteness) and return ``(W, V)`` ready for
+        kernels — ``W`` a tuple ``(W0, …, W_{L−1})`` for a stack."""
+        shapes = {**self.cell.param_shapes(), "V": (self.cell.n + 1, self.n_out)}
         if set(self.params) != set(shapes):
             raise ValueError(f"model.params must have exactly the keys {sorted(shapes)}, got {sorted(self.params)}")
         out = []
@@ -110,7 +137,7 @@ class RNN:
             if not p.flags.c_contiguous:
                 self.params[k] = p = np.ascontiguousarray(p)
             out.append(p)
-        return tuple(out)
+        return (out[0], out[1]) if self.layers == 1 else (tuple(out[:-1]), out[-1])
 
     def zero_state(self, batch):
         return np.zeros((batch, self.cell.S), self.dtype)
@@ -132,6 +159,11 @@ class RNN:
 
     def __repr__(self):
         ro = "" if self.readout.name == "softmax" else f", readout={self.readout.name!r}"
-        ro += "" if self.cell.depth == 1 else f", depth={self.cell.depth}"
-        return (f"RNN({self.cell.name!r}, n_in={self.n_in}, n_hidden={self.n_hidden},"
+        if self.layers > 1:
+            depth = list(self.cell.depth)
+            ro += "" if depth == [1] * self.layers else f", depth={depth}"
+            ro += f", layers={self.layers}"
+        else:
+            ro += "" if self.cell.depth == 1 else f", depth={self.cell.depth}"
+        return (f"RNN({self.cell_name!r}, n_in={self.n_in}, n_hidden={self.n_hidden},"
                 f" n_out={self.n_out}, dtype={self.dtype.name}{ro})")

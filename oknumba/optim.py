@@ -76,6 +76,18 @@ def _sgd_pair(W, V, gW, gV, scale, max_norm, lr):
     return nW, nV
 
 
+def _update_each(params, grads, scale, clip, apply):
+    """Scale and clip every gradient, ``apply(key)`` the optimizer step to each parameter and
+    zero the gradients (models with more than the two parameters W, V: stacks). Returns the
+    norms before clipping, in ``params`` order."""
+    max_norm = -1.0 if clip is None else float(clip)
+    norms = tuple(_scale_and_clip(grads[k], float(scale), max_norm) for k in params)
+    for k in params:
+        apply(k)
+        grads[k][:] = 0.0
+    return norms
+
+
 class Adam:
     name = "adam"
 
@@ -87,9 +99,16 @@ class Adam:
 
     def update(self, params, grads, scale=1.0, clip=None):
         """Scale the gradients of ``{"W", "V"}``, clip each to norm ``clip``, step, and zero
-        them — one kernel call. Returns the gradient norms ``(‖g_W‖, ‖g_V‖)`` before clipping."""
+        them — one kernel call. Returns the gradient norms ``(‖g_W‖, ‖g_V‖)`` before clipping
+        (for a stack's ``{"W0", …, "V"}``: one norm per parameter, in that order)."""
         self.t += 1
         m, v = self.m, self.v
+        if len(params) != 2:
+            c2 = math.sqrt(1.0 - self.beta2 ** self.t)
+            lr_t, eps_t = self.lr * c2 / (1.0 - self.beta1 ** self.t), self.eps * c2
+            return _update_each(params, grads, scale, clip,
+                                lambda k: _adam(params[k], grads[k], m[k], v[k], lr_t, self.beta1,
+                                                self.beta2, eps_t))
         return _adam_pair(params["W"], params["V"], grads["W"], grads["V"], m["W"], v["W"],
                           m["V"], v["V"], float(scale), -1.0 if clip is None else float(clip),
                           self.t, self.lr, self.beta1, self.beta2, self.eps)
@@ -126,6 +145,8 @@ class SGD:
     def update(self, params, grads, scale=1.0, clip=None):
         """As :meth:`Adam.update`."""
         self.t += 1
+        if len(params) != 2:
+            return _update_each(params, grads, scale, clip, lambda k: _sgd(params[k], grads[k], self.lr))
         return _sgd_pair(params["W"], params["V"], grads["W"], grads["V"], float(scale),
                          -1.0 if clip is None else float(clip), self.lr)
 

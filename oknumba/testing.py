@@ -78,21 +78,22 @@ def loss_gradient_fd(model, xs, ys, resets, key, indices, eps=1e-6):
     return out
 
 
-def unbiasedness_z(model, xs, ys, resets, method, rank=None, n_seeds=400):
-    """The unbiasedness z-test of a stochastic method's W-gradient against exact RTRL.
+def unbiasedness_z(model, xs, ys, resets, method, rank=None, n_seeds=400, key="W"):
+    """The unbiasedness z-test of a stochastic method's gradient of ``model.params[key]``
+    (``"W"``; ``"W0"``, ``"W1"``, … for a stack) against exact RTRL.
 
     Draws ``n_seeds`` gradient samples (seeds 0..n−1); returns ``(z_max, live, mean, exact,
     samples)`` where ``z = |mean − exact| / (sd/√n)`` over the ``live`` coordinates (those
     with noise); an unbiased method gives ``z_max`` below about 5.5 (a false alarm needs a
     5.5σ excursion in one of ~100 coordinates), and must be exact where it has no noise."""
     _, exact = sequence_grad(model, xs, ys, "rtrl", resets=resets)
-    samples = np.stack([sequence_grad(model, xs, ys, method, resets=resets, rank=rank, seed=seed)[1]["W"]
+    samples = np.stack([sequence_grad(model, xs, ys, method, resets=resets, rank=rank, seed=seed)[1][key]
                         for seed in range(n_seeds)])
     se = samples.std(axis=0) / np.sqrt(n_seeds)
-    live = se > 1e-12 * np.abs(exact["W"]).max()
+    live = se > 1e-12 * np.abs(exact[key]).max()
     mean = samples.mean(axis=0)
-    z = np.abs(mean - exact["W"])[live] / se[live]
-    return (float(z.max()) if z.size else 0.0), live, mean, exact["W"], samples
+    z = np.abs(mean - exact[key])[live] / se[live]
+    return (float(z.max()) if z.size else 0.0), live, mean, exact[key], samples
 
 
 __all__ = ["rel_err", "forward_step", "filled_step", "step_jacobians", "step_jacobians_fd", "loss_gradient_fd",

@@ -122,5 +122,16 @@ class Cell:
         """The part of the state the readout sees (``h``; the first n entries)."""
         return s[..., :self.n]
 
+    @property
+    def x_terms(self):
+        """The terms k whose input rows ``rows[:, k, :n_in]`` hold the input x (all of them
+        unless a cell says otherwise): ``∂s/∂x = Σ_{k ∈ x_terms} D_k W[:n_in]ᵀ``, which a
+        stacked layer above needs (:mod:`oknumba.stack`)."""
+        return range(self.n_terms)
+
+    def param_shapes(self):
+        """``{"W": (a, P)}``: the recurrent parameters, by their key in ``model.params``."""
+        return {"W": (self.a, self.P)}
+
     def __repr__(self):
         return f"{type(self).__name__}(n_in={self.n_in}, n_hidden={self.n})"

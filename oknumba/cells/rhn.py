@@ -267,6 +267,11 @@ class RHN(Cell):
             self.kernels = DEEP_KERNELS
         super().__init__(n_in, n_hidden)
 
+    @property
+    def x_terms(self):
+        """The input enters the first micro-layer only."""
+        return range(1)
+
     def __repr__(self):
         base = super().__repr__()
         return base if self.depth == 1 else f"{base[:-1]}, depth={self.depth})"
