@@ -46,6 +46,23 @@ def _fmt_default(v):
     return str(v)
 
 
+def _per_layer(convert, choices=None):
+    """An argparse type: one value, or a comma-separated list of them (one per layer)."""
+    def parse(text):
+        vals = []
+        for tok in (t.strip() for t in text.split(",")):
+            try:
+                v = convert(tok) if convert else tok
+            except argparse.ArgumentTypeError as e:
+                raise argparse.ArgumentTypeError(f"{e} (in {text!r})") from None
+            if choices is not None and v not in choices:
+                raise argparse.ArgumentTypeError(f"invalid choice {tok!r} (choose from {', '.join(choices)})")
+            vals.append(v)
+        return vals if len(vals) > 1 else vals[0]
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
 def _clip(text):
     if text.lower() in ("none", "off"):
         return "none"
@@ -71,11 +88,16 @@ def _add_train_options(p, task):
         return _fmt_default(d[key])
 
     g = p.add_argument_group("model and method")
-    g.add_argument("--cell", choices=list(CELLS), help=f"recurrent cell (default: {dflt('cell')})")
-    g.add_argument("--hidden", type=_positive_int, help=f"hidden units n (default: {dflt('hidden')})")
-    g.add_argument("--depth", type=_positive_int,
+    g.add_argument("--cell", type=_per_layer(None, list(CELLS)),
+                   help=f"recurrent cell ({', '.join(CELLS)}), or one per layer: rhn,gru (default: {dflt('cell')})")
+    g.add_argument("--hidden", type=_per_layer(_positive_int),
+                   help=f"hidden units n, or one per layer: 128,64 (default: {dflt('hidden')})")
+    g.add_argument("--depth", type=_per_layer(_positive_int),
                    help=f"transition micro-layers per step of a deep-transition cell (rhn; Zilly et al."
-                        f" 2017) (default: {dflt('depth')})")
+                        f" 2017), or one per layer (default: {dflt('depth')})")
+    g.add_argument("--layers", type=_positive_int,
+                   help=f"stacked recurrent layers, each reading the one below; the readout reads the top"
+                        f" (default: {dflt('layers')}, or as many as --cell/--hidden/--depth list)")
     g.add_argument("--method", choices=list(LEARNER_METHODS),
                    help=f"online gradient method (default: {dflt('method')}); tbptt needs --truncation")
     g.add_argument("--rank", type=_positive_int,
@@ -266,8 +288,12 @@ def cmd_train(args):
 
 def _label(cfg):
     m = cfg["method"] + ("" if cfg.get("rank") is None else f":{cfg['rank']}")
-    depth = "" if cfg.get("depth", 1) == 1 else f" depth={cfg['depth']}"
-    return f"{cfg['task']} {cfg['cell']}{depth} n={cfg['hidden']} {m} B={cfg['batch']}"
+    def joined(v):
+        return "+".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+    depth = "" if cfg.get("depth", 1) == 1 else f" depth={joined(cfg['depth'])}"
+    layers = "" if cfg.get("layers", 1) == 1 else f" layers={cfg['layers']}"
+    return f"{cfg['task']} {joined(cfg['cell'])}{depth}{layers} n={joined(cfg['hidden'])} {m} B={cfg['batch']}"
 
 
 def _progress(args, cfg):

@@ -1,9 +1,9 @@
 """Saved models: one ``.npz`` with the parameters and the configuration, and loading a model
 from such a file or from a training run folder.
 
-A model file holds ``W`` and ``V`` and a JSON ``config`` entry: ``format`` ("oknumba-model"),
-``version``, ``cell``, ``n_in``, ``n_hidden``, ``n_out``, ``dtype``, ``readout``, ``depth`` and, for a
-character model, ``vocab`` (:meth:`oknumba.tasks.text.Vocabulary.to_dict`). Loading checks
+A model file holds ``W`` (``W0`` … for a stack of layers) and ``V`` and a JSON ``config`` entry: ``format`` ("oknumba-model"),
+``version``, ``cell``, ``n_in``, ``n_hidden``, ``n_out``, ``dtype``, ``readout``, ``depth``, ``layers``
+and, for a character model, ``vocab`` (:meth:`oknumba.tasks.text.Vocabulary.to_dict`). Loading checks
 every entry and the arrays' shapes and dtype against the configuration, and refuses a file
 that does not match with a message naming what differs.
 """
@@ -27,7 +27,8 @@ class ModelFileError(ValueError):
 def model_config(model, vocab=None):
     cfg = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "cell": model.cell_name,
            "n_in": model.n_in, "n_hidden": model.n_hidden, "n_out": model.n_out,
-           "dtype": model.dtype.name, "readout": model.readout.name, "depth": model.cell.depth}
+           "dtype": model.dtype.name, "readout": model.readout.name, "layers": model.layers,
+           "depth": list(model.cell.depth) if model.layers > 1 else model.cell.depth}
     if vocab is not None:
         cfg["vocab"] = vocab if isinstance(vocab, dict) else vocab.to_dict()
     return cfg
@@ -39,9 +40,10 @@ def save_model(model, path, vocab=None):
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
-    W, V = model.check_params()
+    model.check_params()
+    params = dict(model.params)
     cfg = json.dumps(model_config(model, vocab))
-    atomic_write(path, lambda f: np.savez(f, W=W, V=V, config=np.array(cfg)), binary=True)
+    atomic_write(path, lambda f: np.savez(f, **params, config=np.array(cfg)), binary=True)
     return path
 
 
@@ -82,10 +84,10 @@ def _build(cfg, arrays, where):
     try:
         model = RNN(cfg["cell"], cfg["n_in"], cfg["n_hidden"], cfg["n_out"],
                     dtype=np.dtype(cfg["dtype"]), readout=cfg.get("readout", "softmax"),
-                    depth=cfg.get("depth", 1))
+                    depth=cfg.get("depth", 1), layers=cfg.get("layers"))
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"{where}: {e}") from None
-    for k in ("W", "V"):
+    for k in list(model.params):
         if k not in arrays:
             raise ModelFileError(f"{where} has no parameter array {k!r}")
         want = model.params[k]
@@ -124,6 +126,7 @@ def _load_run_folder(folder):
     cfg = {k: learner.get(k) for k in ("cell", "n_in", "n_hidden", "n_out", "dtype")}
     cfg["readout"] = learner.get("readout", "softmax")
     cfg["depth"] = learner.get("depth", 1)
+    cfg["layers"] = learner.get("layers")
     if isinstance(doc.get("vocab"), dict):
         cfg["vocab"] = doc["vocab"]
     return _build(cfg, arrays, folder)

@@ -24,7 +24,7 @@ from .training import RUN_FORMAT, RUN_VERSION, STOP_ENV, Interrupted, Progress, 
 #: Settings shared by every task. ``threads`` is meant for speed, but parallel kernels may sum in
 #: another order: a resumed run is bit-identical only with the same value.
 COMMON_DEFAULTS = dict(
-    cell="rhn", depth=1, method="ok", optimizer="adam", clip=1.0, truncation=None, dtype="float64",
+    cell="rhn", depth=1, layers=1, method="ok", optimizer="adam", clip=1.0, truncation=None, dtype="float64",
     seed=0, threads=1, log_every=1000, checkpoint_every=10000, device="cpu",
 )
 
@@ -89,18 +89,33 @@ def _check_config(cfg):
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise RunError(f"{key} must be an integer >= {minimum}, got {v!r}")
 
-    if cfg["cell"] not in CELLS:
-        raise RunError(f"cell must be one of {sorted(CELLS)}, got {cfg['cell']!r}")
+    def per_layer(key):
+        """A setting given once or per layer (a list, bottom layer first)."""
+        v = cfg.get(key)
+        return list(v) if isinstance(v, (list, tuple)) else [v]
+
+    for c in per_layer("cell"):
+        if c not in CELLS:
+            raise RunError(f"cell must be one of {sorted(CELLS)} (or one per layer), got {cfg['cell']!r}")
     if cfg["method"] not in METHODS:
         raise RunError(f"method must be one of {list(METHODS)}, got {cfg['method']!r}")
     if cfg["optimizer"] not in OPTIMIZERS:
         raise RunError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {cfg['optimizer']!r}")
     if cfg["dtype"] not in ("float32", "float64"):
         raise RunError(f"dtype must be float32 or float64, got {cfg['dtype']!r}")
-    for key in ("hidden", "batch", "steps", "log_every"):
+    for key in ("batch", "steps", "log_every", "layers"):
         positive(key)
+    for key in ("hidden", "depth"):
+        for v in per_layer(key):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise RunError(f"{key} must be an integer >= 1 (or one per layer), got {cfg[key]!r}")
+    lengths = {len(v) for v in (cfg["cell"], cfg["hidden"], cfg["depth"]) if isinstance(v, (list, tuple))}
+    if any(n != cfg["layers"] for n in lengths) and not (cfg["layers"] == 1 and len(lengths) == 1):
+        raise RunError(f"per-layer settings (cell {cfg['cell']!r}, hidden {cfg['hidden']!r}, depth"
+                       f" {cfg['depth']!r}) must have one entry for each of the {cfg['layers']} layers")
+    if lengths and cfg["layers"] == 1:
+        cfg["layers"] = lengths.pop()
     positive("threads", allow_none=True)
-    positive("depth")
     if cfg.get("device", "cpu") not in ("cpu", "gpu"):
         raise RunError(f"device must be cpu or gpu, got {cfg['device']!r}")
     positive("checkpoint_every", minimum=0)

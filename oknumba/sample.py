@@ -13,7 +13,8 @@ from ._argtypes import nonneg_int, positive_float, positive_int
 
 
 def generate(model, vocab, n_chars, temperature=1.0, prime="", seed=0):
-    """``n_chars`` characters sampled from ``model`` (after reading ``prime``)."""
+    """``n_chars`` characters sampled from ``model`` (after reading ``prime``); the unknown
+    symbol ``<unk>`` of a vocabulary that has one is never drawn."""
     from .tasks.text import Vocabulary
 
     vocab = vocab if isinstance(vocab, Vocabulary) else Vocabulary.from_dict(vocab)
@@ -36,6 +37,8 @@ def generate(model, vocab, n_chars, temperature=1.0, prime="", seed=0):
     for _ in range(n_chars):
         logp = np.log(np.maximum(probs.astype(np.float64), 1e-300)) / temperature
         q = np.exp(logp - logp.max())
+        if vocab.unk:
+            q[vocab.unk_id] = 0.0              # never write the unknown-symbol marker
         nxt = int(rng.choice(vocab.size, p=q / q.sum()))
         out.append(nxt)
         p, state = model.predict(eye[[nxt]][:, None, :], state=state)

@@ -105,7 +105,8 @@ class TrainingRun:
         self.n_in, self.n_out = self.task.n_in, self.task.n_out
         try:
             self.model = RNN(cfg["cell"], self.n_in, cfg["hidden"], self.n_out, seed=cfg["seed"],
-                             dtype=np.dtype(cfg["dtype"]), depth=cfg.get("depth", 1))
+                             dtype=np.dtype(cfg["dtype"]), depth=cfg.get("depth", 1),
+                             layers=cfg.get("layers", 1))
             self.learner = OnlineLearner(self.model, cfg["method"], rank=cfg["rank"], batch=cfg["batch"],
                                          optimizer=cfg["optimizer"], lr=cfg["lr"], clip=cfg["clip"],
                                          truncation=cfg["truncation"], seed=cfg["seed"],

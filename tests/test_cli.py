@@ -16,6 +16,7 @@ import pytest
 
 from conftest import read_json, same_params
 from conftest import run_params as _params
+import oknumba
 from oknumba import cli, runner
 
 TINY = ["--hidden", "6", "--rank", "2", "--batch", "3", "--quiet"]
@@ -516,3 +517,63 @@ def test_sample_prints_text_from_a_charlm_run(charlm_run, copy_run, capsys):
     assert capsys.readouterr().out.rstrip("\n") == text          # seeded: the same text
     assert cli.main(["sample", copy_run, "--chars", "5"]) == 2      # no vocabulary
     assert "no vocabulary" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# stacked layers
+# ------------------------------------------------------------------------------------------------
+STACK = ["--layers", "2", "--cell", "rhn,gru", "--hidden", "5,4", "--rank", "2", "--batch", "2", "--quiet"]
+
+
+@pytest.mark.parametrize("task", ["copy", "charlm"])
+def test_stacked_run_checkpoints_and_resumes_bit_identically(tmp_path, corpus, monkeypatch, capsys, task):
+    args = ["train", task, "--steps", "240", "--log-every", "60", "--checkpoint-every", "90"] + STACK
+    if task == "charlm":
+        args += ["--train", corpus[0], "--valid", corpus[1], "--eval-every", "120"]
+    whole, cut = str(tmp_path / "whole"), str(tmp_path / "cut")
+    assert cli.main(args + ["--out", whole]) == 0
+    cfg = _json(whole, "config.json")
+    assert cfg["layers"] == 2 and cfg["cell"] == ["rhn", "gru"] and cfg["hidden"] == [5, 4]
+    assert set(_params(whole)) == {"W0", "W1", "V"}
+    monkeypatch.setenv(runner.STOP_ENV, "131")
+    assert cli.main(args + ["--out", cut]) == 130
+    monkeypatch.delenv(runner.STOP_ENV)
+    assert cli.main(args + ["--resume", cut]) == 0          # the original command + --resume
+    assert same_params(cut, whole)
+    assert _untimed(_records(cut)) == _untimed(_records(whole))
+    capsys.readouterr()
+    assert cli.main(args[:2] + ["--resume", cut, "--hidden", "5,5"]) == 2
+    assert "hidden" in capsys.readouterr().err
+    model = oknumba.load_model(whole)
+    assert model.layers == 2 and model.n_hidden == [5, 4]
+    if task == "charlm":
+        assert cli.main(["sample", whole, "--chars", "30", "--seed", "1"]) == 0
+        assert len(capsys.readouterr().out.rstrip("\n")) == 30
+
+
+def test_stack_options_are_checked_on_the_command_line(tmp_path, capsys):
+    out = str(tmp_path / "x")
+    for bad, says in ((["--layers", "3", "--hidden", "5,4"], "one entry for each of the 3 layers"),
+                      (["--cell", "rhn,nope"], "invalid choice"),
+                      (["--hidden", "5,0"], "5,0"),
+                      (["--layers", "2", "--cell", "gru", "--depth", "2"], "no depth option")):
+        try:
+            code = cli.main(["train", "copy", "--steps", "10", "--out", out] + bad)
+        except SystemExit as e:             # refused by the argument parser
+            code = e.code
+        assert code == 2, bad
+        assert says in capsys.readouterr().err, bad
+
+
+def test_saved_stack_predicts_identically(tmp_path):
+    model = oknumba.RNN(["lstm", "rhn"], 3, [4, 5], 2, seed=1, depth=[1, 2], readout="linear")
+    xs = np.random.default_rng(0).normal(size=(6, 2, 3))
+    out, state = model.predict(xs)
+    path = model.save(tmp_path / "m")
+    again = oknumba.load_model(path)
+    assert repr(again) == repr(model) and again.cell.depth == (1, 2)
+    out2, state2 = again.predict(xs)
+    np.testing.assert_array_equal(out, out2)
+    np.testing.assert_array_equal(state, state2)
+    cont, _ = model.predict(xs[3:], state=model.predict(xs[:3])[1])
+    np.testing.assert_allclose(cont, out[3:], rtol=1e-13, atol=1e-15)
