@@ -60,6 +60,9 @@ def measure_noise(model, xs, methods, seeds=100, ys=None, resets=None, burn_in=0
         with labels like ``"ok:8"``; ``summary`` holds the means over ``t >= burn_in``.
     """
     W, V = _check_model(model)
+    if model.layers > 1:
+        raise ValueError(f"measure_noise studies one recurrent layer; this model stacks {model.layers}"
+                         " (compare a stack's methods with sequence_grad against 'rtrl')")
     if ys is None:
         x = np.asarray(xs)
         rng = np.random.default_rng(0)

@@ -155,3 +155,18 @@ def test_add_profile_parser_wires_subcommand():
                 ["profile", "--batch", "x"], ["profile", "--max-step-seconds", "-1"]):
         with pytest.raises(SystemExit):
             p.parse_args(bad)
+
+
+def test_stack_profile_sums_the_layers_bare_products():
+    res = prof.profile(methods=("ok:2", "uoro"), layers=2, **TINY)
+    assert res["config"]["layers"] == 2
+    for row in res["results"]:
+        assert row["status"] == "ok" and row["us_per_step"] > 0
+        if row["name"] == "ok":
+            n = row["n"]
+            assert row["S"] == 2 * n and row["bare_shape"].count("@") == 2   # S_down of layer 0
+            assert row["ratio"] == row["us_per_step"] / row["bare_us"]
+        else:
+            assert row["bare_us"] is None
+    with pytest.raises(ValueError, match="layers"):
+        prof.profile(methods=("kf",), layers=0, **TINY)

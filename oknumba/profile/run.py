@@ -22,22 +22,33 @@ RESULT_KEYS = ("method", "name", "n", "S", "a", "P", "status", "reason", "us_per
 
 
 # --------------------------------------------------------------------------------------
+def _layer_shapes(cell, n, layers):
+    """``(S, a, P)`` each estimator of the model works on: one cell, or per layer of a stack of
+    ``layers`` cells of n units its downstream state (:mod:`oknumba.stack`)."""
+    if layers == 1:
+        return [_sizes(cell, n)]
+    from ..stack import make_stack
+
+    return [(v.S, v.a, v.P) for v in make_stack([cell] * layers, N_IN, [n] * layers, [1] * layers).views()]
+
+
 def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, steps, samples,
-                 max_step_seconds, max_memory_bytes, sample_seconds, bare_cache, device="cpu"):
+                 max_step_seconds, max_memory_bytes, sample_seconds, bare_cache, device="cpu", layers=1):
     from .. import OnlineLearner, RNN
 
-    S, a, P = _sizes(cell, n)
+    shapes = _layer_shapes(cell, n, layers)
+    S, a, P = shapes[0]
     itemsize = np.dtype(dtype).itemsize
     row = dict.fromkeys(RESULT_KEYS)
     row.update(method=label, name=name, n=n, S=S, a=a, P=P, status="ok")
-    row["gflop_per_step"] = flops_per_step(name, kwargs, batch, S, a, P) / 1e9
-    row["est_bytes"] = int(estimate_bytes(name, kwargs, batch, S, a, P, itemsize))
+    row["gflop_per_step"] = sum(flops_per_step(name, kwargs, batch, *sh) for sh in shapes) / 1e9
+    row["est_bytes"] = int(sum(estimate_bytes(name, kwargs, batch, *sh, itemsize) for sh in shapes))
     if row["est_bytes"] > max_memory_bytes:
         row.update(status="skipped", reason=f"estimated memory {row['est_bytes'] / 2**30:.1f} GiB"
                    f" > limit {max_memory_bytes / 2**30:.1f} GiB")
         return row
 
-    model = RNN(cell, N_IN, n, N_OUT, seed=seed, dtype=dtype)
+    model = RNN(cell, N_IN, n, N_OUT, seed=seed, dtype=dtype, layers=layers)
     learner = OnlineLearner(model, name, batch=batch, seed=seed, threads=threads, device=device,
                             **kwargs)
     rng = np.random.default_rng(seed)
@@ -77,14 +88,20 @@ def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, step
     row.update(us_per_step=statistics.median(us), us_samples=us, steps_per_sample=reps)
     row["gflops"] = row["gflop_per_step"] / (row["us_per_step"] * 1e-6)
     del learner, model
-    cols = product_columns(name, kwargs, a, P)
-    if cols is not None:
-        key = (S, cols, np.dtype(dtype).name)
+    bare, shown = 0.0, []
+    for S_l, a_l, P_l in shapes:        # a stack: the sum of its layers' bare products
+        cols = product_columns(name, kwargs, a_l, P_l)
+        if cols is None:
+            break
+        key = (S_l, cols, np.dtype(dtype).name)
         if key not in bare_cache:
-            bare_cache[key] = bare_product_us(batch, S, cols, dtype, samples=samples,
+            bare_cache[key] = bare_product_us(batch, S_l, cols, dtype, samples=samples,
                                               target_s=min(sample_seconds, 0.1), seed=seed)
-        row["bare_shape"] = f"({batch},{S},{S})@({batch},{S},{cols})"
-        row["bare_us"] = bare_cache[key]
+        shown.append(f"({batch},{S_l},{S_l})@({batch},{S_l},{cols})")
+        bare += bare_cache[key]
+    else:
+        row["bare_shape"] = " + ".join(shown)
+        row["bare_us"] = bare
         row["bare_gflops"] = row["gflop_per_step"] / (row["bare_us"] * 1e-6)
         row["ratio"] = row["us_per_step"] / row["bare_us"]
     return row
@@ -93,7 +110,7 @@ def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, step
 def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16, threads=None,
             dtype="float64", steps=None, samples=5, seed=0, max_step_seconds=2.0,
             max_memory_gib=4.0, sample_seconds=0.2, compile_seconds=False, progress=None,
-            device="cpu"):
+            device="cpu", layers=1):
     """Per-step cost of ``OnlineLearner.step`` for each method × hidden size.
 
     Parameters
@@ -102,7 +119,10 @@ def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16
     methods : sequence of str
         Method specs (see :func:`parse_method_spec`), e.g. ``("ok:16", "kf", "tbptt:10")``.
     hidden : sequence of int
-        Hidden sizes n; the model is ``RNN(cell, 4, n, 4, dtype=dtype)``.
+        Hidden sizes n; the model is ``RNN(cell, 4, n, 4, dtype=dtype, layers=layers)``.
+    layers : int
+        Stacked layers of n units each; the bare products are then the sum over the layers'
+        (each over its downstream state: S_down,l × S_down,l × cols_l).
     batch : int
         Streams B.
     threads : int or None
@@ -157,7 +177,9 @@ def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16
     if not max_step_seconds > 0 or not max_memory_gib > 0:
         raise ValueError("max_step_seconds and max_memory_gib must be > 0")
 
-    config = dict(cell=cell, methods=[s[0] for s in specs], hidden=hidden, batch=int(batch),
+    if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or layers < 1:
+        raise ValueError(f"layers must be an integer >= 1, got {layers!r}")
+    config = dict(cell=cell, methods=[s[0] for s in specs], hidden=hidden, batch=int(batch), layers=int(layers),
                   threads=threads, dtype=dtype.name, steps=steps, samples=int(samples), seed=seed,
                   max_step_seconds=max_step_seconds, max_memory_gib=max_memory_gib,
                   sample_seconds=sample_seconds)
@@ -169,7 +191,8 @@ def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16
             for n in hidden:
                 row = _profile_one(cell, label, name, kwargs, n, int(batch), dtype, threads, seed,
                                    steps, int(samples), max_step_seconds,
-                                   max_memory_gib * 2 ** 30, sample_seconds, bare_cache, device=device)
+                                   max_memory_gib * 2 ** 30, sample_seconds, bare_cache, device=device,
+                                   layers=int(layers))
                 results.append(row)
                 if row["status"] != "ok":
                     notes.append(f"skipped {label} n={n}: {row['reason']}")
