@@ -51,3 +51,17 @@ def same_params(a, b):
     """Whether the run folders ``a`` and ``b`` hold the same parameters (same names, equal arrays)."""
     pa, pb = run_params(a), run_params(b)
     return set(pa) == set(pb) and all(np.array_equal(pa[k], pb[k]) for k in pa)
+
+
+def record_updates(learner):
+    """A list that receives a copy of the gradients ``{key: array}`` at each of the learner's
+    optimizer updates from now on."""
+    opt, seen = learner.optimizer, []
+    apply = opt.update
+
+    def recording_update(params, grads, *args):
+        seen.append({k: g.copy() for k, g in grads.items()})
+        return apply(params, grads, *args)
+
+    opt.update = recording_update
+    return seen

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import oknumba
-from conftest import random_sequence
+from conftest import random_sequence, record_updates
 from oknumba.testing import forward_step as _forward
 from oknumba.testing import (filled_step, loss_gradient_fd, rel_err, step_jacobians, step_jacobians_fd,
                              unbiasedness_z)
@@ -214,14 +214,7 @@ def _learner_run(depth, method, dtype, steps=9):
     xs, ys, resets = random_sequence(model, T=steps, B=2, seed=9)
     learner = oknumba.OnlineLearner(model, method, batch=2, optimizer="sgd", lr=1e-2, clip=None,
                                     seed=5, **_method_kwargs(method))
-    opt, seen = learner.optimizer, []
-    apply = opt.update
-
-    def recording_update(params, grads, *args):
-        seen.append({k: g.copy() for k, g in grads.items()})
-        return apply(params, grads, *args)
-
-    opt.update = recording_update
+    seen = record_updates(learner)
     losses = [learner.step(xs[t].astype(dtype), ys[t], resets[t]) for t in range(steps)]
     return losses, seen
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import oknumba
-from conftest import random_sequence, rel_err
+from conftest import random_sequence, record_updates, rel_err
 from oknumba.methods import METHODS, method_names
 from oknumba.stack import make_stack_run
 from oknumba.testing import loss_gradient_fd, unbiasedness_z
@@ -195,14 +195,7 @@ def _learner_run(name, method, dtype, steps=9, readout="softmax"):
         kw["rank"] = _full_ranks(model)
     learner = oknumba.OnlineLearner(model, method, batch=2, optimizer="sgd", lr=1e-2, clip=None,
                                     seed=5, **kw)
-    opt, seen = learner.optimizer, []
-    apply = opt.update
-
-    def recording_update(params, grads, *args):
-        seen.append({k: g.copy() for k, g in grads.items()})
-        return apply(params, grads, *args)
-
-    opt.update = recording_update
+    seen = record_updates(learner)
     ys = ys.astype(dtype) if readout == "linear" else ys
     losses = [learner.step(xs[t].astype(dtype), ys[t], resets[t]) for t in range(steps)]
     return losses, seen

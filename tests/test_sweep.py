@@ -242,3 +242,12 @@ def test_run_one_returns_the_folder_and_continues_from_it(tmp_path):
     state, text = sweep.folder_state(str(tmp_path / "seg"), dict(cfg, hidden=5))
     assert state == "conflict" and "hidden=4 (the sweep has 5)" in text
     assert sweep.folder_state(str(tmp_path / "nothing"), cfg) == ("fresh", None)
+
+
+def test_per_layer_settings_in_a_spec_are_one_value_and_name_the_run():
+    """A nested list is one per-layer value ([[8, 6]]: one stack), a flat list varies."""
+    runs = sweep.expand_grid({"task": "copy", "layers": 2, "hidden": [[8, 6], 8], "cell": [["rhn", "gru"]],
+                              "methods": "kf", "steps": 10})
+    assert [c["hidden"] for _, c in runs] == [[8, 6], 8]
+    assert all(c["layers"] == 2 and c["cell"] == ["rhn", "gru"] for _, c in runs)
+    assert [name for name, _ in runs] == ["copy-kf-seed0-hidden8+6", "copy-kf-seed0-hidden8"]

@@ -283,6 +283,8 @@ def _fmt_value(key, v):
         return f"{v:.4g}"
     if isinstance(v, str) and key in {k for c in TASKS.values() for k in c.path_keys}:
         return os.path.basename(v).split(".")[0]
+    if isinstance(v, (list, tuple)):          # a per-layer setting: hidden [64, 32] -> 64+32
+        return "+".join(_fmt_value(key, x) for x in v)
     return "none" if v is None else str(v)
 
 
