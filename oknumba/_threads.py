@@ -1,5 +1,6 @@
 """Pinning Numba and BLAS threads together, and restoring them afterwards."""
 import contextlib
+import os
 
 import numba
 
@@ -43,42 +44,48 @@ def blas_single_threaded():
 
 
 class StepThreads:
-    """Pins every loaded BLAS library to ``n`` threads around one call and puts the previous
-    counts back, cheaply enough for every learner step (about 0.2 µs per OpenBLAS library
-    through its own ``openblas_{get,set}_num_threads``; threadpoolctl's context costs about
-    10 µs, which is half of a small model's step).
+    """Pins every loaded BLAS library to ``n`` threads around one call, cheaply enough for
+    every learner step (about 1 µs per OpenBLAS library through its own
+    ``openblas_{get,set}_num_threads``; threadpoolctl's context costs about 10 µs, which is
+    half of a small model's step), and puts the previous counts back — except for the BLAS
+    that scipy bundles for itself (``scipy.libs``), which only Numba's kernels and
+    ``scipy.linalg`` call: that one stays at ``n`` after the step.
 
-    Why: with the default all-cores BLAS pools, the mid-sized products of a step hand work to
-    BLAS threads that wait for cores which other processes (or the other BLAS pool) hold — a
-    10–50× slowdown measured on 2 busy cores. Numba's threads only matter for the parallel
-    kernels, which the estimators run with the learner's ``threads`` (see
-    :func:`numba_threads`)."""
+    Why pin: with the default all-cores BLAS pools, the mid-sized products of a step hand work
+    to BLAS threads that wait for cores which other processes (or the other BLAS pool) hold —
+    a 3–50× slowdown measured on 2 busy cores. Why scipy's stays pinned: raising a pool's
+    count again after every step wakes its threads, and on busy cores they then take CPU
+    from the next step — measured 1.09–1.20× slower than a pinned loop (Intel Xeon, 2 cores,
+    one other CPU-bound process), against 0.94–1.00× when only numpy's count is put back.
+    Numba's threads only matter for the parallel kernels, which the estimators run with the
+    learner's ``threads`` (see :func:`numba_threads`)."""
 
     def __init__(self, n):
         import scipy.linalg  # noqa: F401  (loads scipy's BLAS, the one Numba's np.dot calls)
         from threadpoolctl import ThreadpoolController
 
         self.n = n
-        self._raw, self._libs = [], []
+        self._raw, self._libs = [], []      # (get, set, restore?) and (controller, restore?)
         for lib in ThreadpoolController().lib_controllers:
             if lib.user_api != "blas":
                 continue
+            restore = not _scipy_private(lib.filepath)
             raw = _openblas_functions(lib)
             if raw is not None:
-                self._raw.append(raw)
+                self._raw.append((*raw, restore))
             else:
-                self._libs.append(lib)
+                self._libs.append((lib, restore))
 
     def pin(self):
         """Set ``n`` threads; returns what :meth:`restore` needs."""
         n = self.n
         old = []
-        for get, set_ in self._raw:
+        for get, set_, _ in self._raw:
             k = get()
             old.append(k)
             if k != n:
                 set_(n)
-        for lib in self._libs:
+        for lib, _ in self._libs:
             k = lib.get_num_threads()
             old.append(k)
             if k != n:
@@ -88,14 +95,21 @@ class StepThreads:
     def restore(self, old):
         n = self.n
         i = 0
-        for _, set_ in self._raw:
-            if old[i] != n:
+        for _, set_, restore in self._raw:
+            if restore and old[i] != n:
                 set_(old[i])
             i += 1
-        for lib in self._libs:
-            if old[i] != n and old[i] is not None:
+        for lib, restore in self._libs:
+            if restore and old[i] != n and old[i] is not None:
                 lib.set_num_threads(old[i])
             i += 1
+
+
+def _scipy_private(path):
+    """Whether a BLAS library file is the copy scipy's wheel bundles for itself (numpy has
+    its own), which numpy code never calls."""
+    parts = os.path.normpath(path).split(os.sep)
+    return "scipy.libs" in parts
 
 
 def _openblas_functions(lib):

@@ -93,9 +93,11 @@ class OnlineLearner:
         BLAS and Numba threads of each :meth:`step` (default 1: fastest for small and
         mid-sized models, and immune to other processes holding the cores; give 2 or more
         for large models on an idle machine). Each step sets every loaded BLAS library to
-        ``threads`` and puts the previous count back (about 0.2 µs per library), so code
-        between steps is unaffected; the estimators' parallel kernels run on ``threads``
-        Numba threads. :meth:`pinned` pins both for a whole block. None leaves the thread
+        ``threads`` and puts the previous count back (about 1 µs per library), so numpy code
+        between steps is unaffected — except scipy's own bundled BLAS (used by Numba's
+        kernels and ``scipy.linalg``, never by numpy), which stays at ``threads``: raising it
+        after every step wakes its pool and slowed steps 1.1–1.2× on busy cores. The
+        estimators' parallel kernels run on ``threads`` Numba threads. :meth:`pinned` pins both for a whole block. None leaves the thread
         settings alone (the BLAS pools then use every core, which can be 10–50× slower on
         busy cores).
     device : {"cpu", "gpu"}
