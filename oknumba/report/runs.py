@@ -197,7 +197,8 @@ def group_runs(runs):
         by_task[r.task].append(r)
     out = {}
     for task in sorted(by_task):
-        keys = [k for k in _identity(task) if k not in ("seed", "task")]
+        # runs of other lengths are other groups: a mean over 100k- and 800k-step runs means nothing
+        keys = [k for k in _identity(task) if k not in ("seed", "task")] + ["steps"]
         groups = defaultdict(list)
         for r in by_task[task]:
             groups[json.dumps([r.config.get(k) for k in keys])].append(r)
