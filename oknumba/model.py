@@ -55,7 +55,7 @@ class RNN:
                  init_scale=None, readout="softmax", depth=1, layers=None):
         self.dtype = check_dtype(dtype)
         self.readout = get_readout(readout)
-        L = count_layers(layers, cell, n_hidden, depth)
+        L = count_layers(layers, cell=cell, n_hidden=n_hidden, depth=depth)
         if L == 1:
             cell, n_hidden, depth = (v[0] if isinstance(v, (list, tuple)) else v
                                      for v in (cell, n_hidden, depth))

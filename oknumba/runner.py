@@ -146,10 +146,11 @@ def default_out_dir(cfg, root="runs"):
 # ------------------------------------------------------------------------------------------------
 # public entry points
 # ------------------------------------------------------------------------------------------------
-def train(cfg, out_dir, progress=None, overwrite=False):
+def train(cfg, out_dir, progress=None, overwrite=False, stop_after=None):
     """Start a new run with config ``cfg`` (from :func:`make_config`) in ``out_dir``.
 
-    ``overwrite``: remove a run already in ``out_dir`` first (its files only).
+    ``overwrite``: remove a run already in ``out_dir`` first (its files only); ``stop_after``:
+    stop with a checkpoint right after that step, raising :class:`Interrupted` (a segment).
     Returns the summary dict. Raises :class:`RunError` (bad settings, folder already holds
     a run) or :class:`Interrupted` (after writing the checkpoint).
     """
@@ -162,7 +163,7 @@ def train(cfg, out_dir, progress=None, overwrite=False):
                            " start afresh there with --overwrite, or pick another --out")
         raise RunError(f"{out_dir} already holds a run: continue it with --resume {out_dir}, start"
                        " afresh there with --overwrite, or pick another --out")
-    run = TrainingRun(_task_class(cfg["task"]), cfg, out_dir, progress)
+    run = TrainingRun(_task_class(cfg["task"]), cfg, out_dir, progress, stop_after=stop_after)
     if overwrite:
         folder.clear()
     folder.remove_stale_temporaries()
@@ -207,7 +208,7 @@ def _same_setting(given, stored):
     return False
 
 
-def resume(out_dir, progress=None, **overrides):
+def resume(out_dir, progress=None, stop_after=None, **overrides):
     """Continue the run in ``out_dir`` from its checkpoint up to its configured steps.
 
     ``overrides`` may change only :data:`RESUMABLE_OVERRIDES` (e.g. ``steps`` to extend a run);
@@ -232,7 +233,7 @@ def resume(out_dir, progress=None, **overrides):
         _check_config(cfg)
     except RunError as e:
         raise RunError(f"{out_dir}/config.json: {e}") from None
-    run = TrainingRun(_task_class(cfg["task"]), cfg, out_dir, progress)
+    run = TrainingRun(_task_class(cfg["task"]), cfg, out_dir, progress, stop_after=stop_after)
     if run.learner.config() != doc.get("learner"):
         raise RunError(f"{out_dir}/config.json is inconsistent: the rebuilt learner differs from the stored one")
     try:

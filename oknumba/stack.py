@@ -52,10 +52,13 @@ def layer_list(value, L, name, kind):
     return [value] * L
 
 
-def count_layers(layers, *values):
-    """The number of layers: ``layers`` if given, else the length of the longest list among
-    ``values`` (1 if none is a list)."""
-    lengths = {len(v) for v in values if isinstance(v, (list, tuple))}
+def count_layers(layers, **values):
+    """The number of layers: ``layers`` if given, else the common length of the lists among
+    ``values`` (name → value; 1 if none is a list)."""
+    for name, v in values.items():
+        if isinstance(v, (list, tuple)) and not v:
+            raise ValueError(f"{name} is an empty list: give one entry per layer")
+    lengths = {len(v) for v in values.values() if isinstance(v, (list, tuple))}
     if layers is None:
         if len(lengths) > 1:
             raise ValueError(f"per-layer lists of different lengths {sorted(lengths)}: give one entry per layer")

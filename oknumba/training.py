@@ -34,8 +34,10 @@ RUN_FORMAT = "oknumba-run"
 RUN_VERSION = 1
 LN2 = math.log(2.0)
 #: settings of every task that determine the numbers a run produces (must match on resume)
-COMMON_IDENTITY_KEYS = ("task", "cell", "hidden", "method", "rank", "batch", "optimizer", "lr",
-                        "clip", "truncation", "dtype", "seed")
+COMMON_IDENTITY_KEYS = ("task", "cell", "hidden", "depth", "layers", "method", "rank", "batch", "optimizer",
+                        "lr", "clip", "truncation", "dtype", "seed")
+#: the values of identity settings added after runs were written without them
+_NEWER_IDENTITY_DEFAULTS = {"depth": 1, "layers": 1}
 
 
 class Interrupted(Exception):
@@ -89,9 +91,11 @@ def identity_keys(task_cls):
 
 
 class TrainingRun:
-    """One run of ``cfg`` (a checked config) of task class ``task_cls`` in ``out_dir``."""
+    """One run of ``cfg`` (a checked config) of task class ``task_cls`` in ``out_dir``;
+    ``stop_after``: stop with a checkpoint right after that step (as after a SIGINT; default:
+    the test hook ``OKNUMBA_STOP_AFTER_STEP``, else None)."""
 
-    def __init__(self, task_cls, cfg, out_dir, progress):
+    def __init__(self, task_cls, cfg, out_dir, progress, stop_after=None):
         self.cfg = cfg
         self.folder = RunFolder(out_dir)
         self.out = self.folder.root
@@ -117,7 +121,7 @@ class TrainingRun:
         self.acc = {"loss_sum": 0.0, "loss_n": 0, "train_seconds": 0.0, "logged_through": 0,
                     "wall_before": 0.0, "last_loss_bits": None, "last_evaluation": None}
         self.stop_signal = None
-        self.stop_after = _stop_after_env()
+        self.stop_after = _stop_after_env() if stop_after is None else int(stop_after)
         self.saved_step = 0
 
     # -- files ------------------------------------------------------------------------------
@@ -168,8 +172,10 @@ class TrainingRun:
             if extra.get("format") != RUN_FORMAT or extra.get("task") != name:
                 raise ValueError(f"it was written by a {extra.get('task')!r} run, this run is {name!r}")
             saved = extra["config"]
-            diff = {k: (saved.get(k), self.cfg[k]) for k in identity_keys(self.task_cls)
-                    if saved.get(k) != self.cfg[k]}
+            saved = {k: saved.get(k, _NEWER_IDENTITY_DEFAULTS.get(k)) for k in identity_keys(self.task_cls)}
+            diff = {k: (saved[k], self.cfg.get(k, _NEWER_IDENTITY_DEFAULTS.get(k)))
+                    for k in identity_keys(self.task_cls)
+                    if saved[k] != self.cfg.get(k, _NEWER_IDENTITY_DEFAULTS.get(k))}
             if diff:
                 raise ValueError(f"differing settings (checkpoint, config.json): {diff}")
             if int(extra["step"]) != self.learner.steps:

@@ -26,7 +26,7 @@ def test_public_api():
     from oknumba.checkpoint import load_checkpoint, save_checkpoint
 
     documented = {
-        "RNN": "cell, n_in, n_hidden, n_out, seed, dtype, init, init_scale, readout, depth",
+        "RNN": "cell, n_in, n_hidden, n_out, seed, dtype, init, init_scale, readout, depth, layers",
         "OnlineLearner": "model, method, rank, batch, optimizer, lr, clip, update_every, truncation,"
                          " seed, threads, device",
         "sequence_loss": "model, xs, ys, resets",

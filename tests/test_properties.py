@@ -228,7 +228,7 @@ BAD_DTYPES = st.sampled_from([np.float16, np.int32, np.int64, np.uint8, np.bool_
                                                                 "dtype", "cell", "readout",
                                                                 "depth"]),
        bad_size=BAD_SIZES, bad_dtype=BAD_DTYPES,
-       bad_cell=st.sampled_from(["", "LSTM", "tanh", "bogus", None, 3, ("rhn",)]),
+       bad_cell=st.sampled_from(["", "LSTM", "tanh", "bogus", None, 3, ("rhn", "nope"), [], ("rhn", 3)]),
        bad_readout=st.sampled_from(["", "Softmax", "logistic", None, 1]))
 def test_rnn_refuses_bad_sizes_dtypes_and_cells(cell, which, bad_size, bad_dtype, bad_cell,
                                                 bad_readout):

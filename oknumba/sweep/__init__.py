@@ -36,8 +36,9 @@ bytes through the future; the client writes them atomically into ``DIR/<name>/``
 client; only data files (``--train/--valid``) must be readable at the same path on them.
 
 **Segments, interruptions and resuming.** A run executes in segments of ``checkpoint_every``
-steps (one task each): a segment stops right after a checkpoint step (the mechanism of
-``OKNUMBA_STOP_AFTER_STEP``: the run writes its checkpoint and stops), returns the files, the
+steps (one task each): a segment stops right after a checkpoint step (``stop_after`` of
+:func:`oknumba.runner.train` / :func:`~oknumba.runner.resume`: the run writes its checkpoint
+and stops), returns the files, the
 client stores them and submits the next segment with them. Resuming is bit-identical, so the
 run's final ``params.npz`` and ``metrics.jsonl`` (timings aside) equal an uninterrupted
 run's. A killed worker or a Ctrl-C on the client thus loses at most the segment in progress
@@ -54,7 +55,7 @@ from .errors import DASK_MISSING, DaskMissing, SweepError  # noqa: F401
 from .grid import (GRID_KEYS, PRESETS, PTB_ENV, _expand_block, _fmt_value, _method_settings,  # noqa: F401
                    _methods_list, _norm_keys, _PAPER, _ptb_paths, _task_keys, expand_grid, load_spec,
                    parse_seeds, run_names)
-from .worker import (_ENV_LOCK, WRITE_ORDER, _stop_after, _WorkerProgress, next_stop, read_files,  # noqa: F401
+from .worker import (WRITE_ORDER, _WorkerProgress, next_stop, read_files,  # noqa: F401
                      run_one, write_files)
 from .client import (RESUME_FILES, SCATTER_BYTES, SWEEP_FILE, SWEEP_FORMAT, SWEEP_VERSION,  # noqa: F401
                      RunState, Sweep, SweepDisplay, SweepInterrupted, _checkpoint_step, _client, _drive, _fail,

@@ -4,20 +4,17 @@ folders; :func:`next_stop` says where a segment stops."""
 import os
 import socket
 import tempfile
-import threading
 import time
 import traceback
-from contextlib import contextmanager
 
 from .. import runner
 from .._io import atomic_write
 from ..run_folder import (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PARAMS_FILE, RUN_FILES, SUMMARY_FILE,
                           RunError, RunFolder)
-from ..training import STOP_ENV, Progress
+from ..training import Progress
 
 #: the order in which the client writes a returned run folder: summary.json (the mark of a finished run) last
 WRITE_ORDER = (CONFIG_FILE, METRICS_FILE, PARAMS_FILE, CHECKPOINT_FILE, SUMMARY_FILE)
-_ENV_LOCK = threading.Lock()
 
 
 class _WorkerProgress(Progress):
@@ -26,43 +23,12 @@ class _WorkerProgress(Progress):
     def __init__(self):
         self.start_step = 0
         self.first_step_seconds = None
-        self.on_start = None
 
     def start(self, step, total, info):
         self.start_step = step
-        if self.on_start is not None:
-            self.on_start()
 
     def first_step(self, seconds):
         self.first_step_seconds = seconds
-
-
-@contextmanager
-def _stop_after(step, progress):
-    """``OKNUMBA_STOP_AFTER_STEP=step`` while the run is built (it reads the variable then),
-    restored when the loop starts; a lock keeps other tasks of the process (a worker with several
-    threads) from building theirs meanwhile. ``step`` None leaves the variable as it is."""
-    _ENV_LOCK.acquire()
-    old = os.environ.get(STOP_ENV)
-    if step is not None:
-        os.environ[STOP_ENV] = str(step)
-    released = False
-
-    def release():
-        nonlocal released
-        if not released:
-            released = True
-            if old is None:
-                os.environ.pop(STOP_ENV, None)
-            else:
-                os.environ[STOP_ENV] = old
-            _ENV_LOCK.release()
-
-    progress.on_start = release
-    try:
-        yield
-    finally:
-        release()
 
 
 def write_files(folder, files, remove_others=True):
@@ -115,12 +81,11 @@ def run_one(config, files=None, stop_at=None):
         try:
             if files:
                 write_files(out, {k: v for k, v in files.items() if k in RUN_FILES}, remove_others=False)
-            with _stop_after(stop_at, progress):
-                if files:
-                    summary = runner.resume(out, progress=progress,
-                                            **{k: config.get(k) for k in runner.RESUMABLE_OVERRIDES})
-                else:
-                    summary = runner.train(config, out, progress=progress)
+            if files:
+                summary = runner.resume(out, progress=progress, stop_after=stop_at,
+                                        **{k: config.get(k) for k in runner.RESUMABLE_OVERRIDES})
+            else:
+                summary = runner.train(config, out, progress=progress, stop_after=stop_at)
             res["status"] = summary.get("status", "complete")
         except runner.Interrupted:
             res["status"] = "interrupted"
