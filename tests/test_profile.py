@@ -170,3 +170,25 @@ def test_stack_profile_sums_the_layers_bare_products():
             assert row["bare_us"] is None
     with pytest.raises(ValueError, match="layers"):
         prof.profile(methods=("kf",), layers=0, **TINY)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_breakdown_times_every_phase(layers):
+    from oknumba.profile.breakdown import PHASES, format_breakdown
+
+    res = prof.profile(methods=("ok:2", "uoro", "tbptt:3"), breakdown=True, layers=layers, **TINY)
+    for row in res["results"]:
+        ph = row["phases"]
+        assert list(ph) == list(PHASES)
+        for k in ("cell", "readout", "estimator", "optimizer"):
+            assert ph[k] > 0, (row["method"], k)
+        total = sum(ph[k] for k in ("cell", "readout", "estimator", "optimizer", "glue"))
+        assert abs(total - row["us_per_step"]) <= 1e-6 * row["us_per_step"]
+        if row["name"] == "ok":
+            assert ph["products"] == row["bare_us"]
+            assert ph["estimator other"] == pytest.approx(ph["estimator"] - ph["products"])
+        else:
+            assert ph["products"] is None and ph["estimator other"] is None
+    text = "\n".join(format_breakdown(res["results"]))
+    assert "where the step's time goes" in text and "tbptt:3" in text
+    assert prof.profile(methods=("kf",), **TINY)["results"][0]["phases"] is None

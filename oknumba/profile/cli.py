@@ -45,6 +45,9 @@ def _add_arguments(p):
     p.add_argument("--hidden", type=_int_list, default=list(DEFAULT_HIDDEN),
                    help="comma-separated hidden sizes n (default: 32,64,128,256)")
     p.add_argument("--batch", type=_positive_int, default=16, help="independent streams B (default: 16)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also time each phase of the step (cell, readout, estimator and its bare products,"
+                        " optimizer, Python glue) and print its share (default: off)")
     p.add_argument("--layers", type=_positive_int, default=1,
                    help="stacked layers of n units each; the bare products are summed over the layers (default: 1)")
     p.add_argument("--threads", type=_positive_int, default=None,
@@ -89,7 +92,7 @@ def run_profile_cli(args):
                      threads=args.threads, dtype=args.dtype, steps=args.steps, samples=args.samples,
                      seed=args.seed, max_step_seconds=args.max_step_seconds,
                      max_memory_gib=args.max_memory_gib, compile_seconds=args.compile_time,
-                     progress=progress, device=args.device, layers=args.layers)
+                     progress=progress, device=args.device, layers=args.layers, breakdown=args.breakdown)
     # on one terminal the live rows (stderr) already are the table: print it once
     same_screen = progress is not None and sys.stdout.isatty() and sys.stderr.isatty()
     print(format_profile(result, table=not same_screen))

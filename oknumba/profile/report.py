@@ -39,6 +39,9 @@ def format_profile(result, table=True):
         lines += [_format_row(r) for r in result["results"]]
     else:
         lines.pop()                                  # the header too: the rows are on screen
+    from .breakdown import format_breakdown
+
+    lines += format_breakdown(result["results"])
     lines.append("")
     lines.append("fitted exponent of µs/step ~ n^e (least squares on log-log):")
     for label, fit in result["exponents"].items():

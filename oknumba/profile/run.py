@@ -8,6 +8,7 @@ import numpy as np
 
 from .._threads import pinned_threads
 from ..methods import parse_method_spec
+from .breakdown import phase_times
 from .compile_timer import compile_time
 from .costs import N_IN, N_OUT, _sizes, estimate_bytes, fit_exponent, flops_per_step, product_columns
 from .report import _format_row
@@ -18,7 +19,7 @@ DEFAULT_HIDDEN = (32, 64, 128, 256)
 #: keys of each entry of ``profile(...)["results"]``
 RESULT_KEYS = ("method", "name", "n", "S", "a", "P", "status", "reason", "us_per_step",
                "us_samples", "steps_per_sample", "first_step_s", "gflop_per_step", "gflops",
-               "bare_shape", "bare_us", "bare_gflops", "ratio", "est_bytes")
+               "bare_shape", "bare_us", "bare_gflops", "ratio", "est_bytes", "phases")
 
 
 # --------------------------------------------------------------------------------------
@@ -33,7 +34,8 @@ def _layer_shapes(cell, n, layers):
 
 
 def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, steps, samples,
-                 max_step_seconds, max_memory_bytes, sample_seconds, bare_cache, device="cpu", layers=1):
+                 max_step_seconds, max_memory_bytes, sample_seconds, bare_cache, device="cpu", layers=1,
+                 breakdown=False):
     from .. import OnlineLearner, RNN
 
     shapes = _layer_shapes(cell, n, layers)
@@ -87,7 +89,6 @@ def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, step
     us = _time_samples(step, reps, samples)
     row.update(us_per_step=statistics.median(us), us_samples=us, steps_per_sample=reps)
     row["gflops"] = row["gflop_per_step"] / (row["us_per_step"] * 1e-6)
-    del learner, model
     bare, shown = 0.0, []
     for S_l, a_l, P_l in shapes:        # a stack: the sum of its layers' bare products
         cols = product_columns(name, kwargs, a_l, P_l)
@@ -104,13 +105,16 @@ def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, step
         row["bare_us"] = bare
         row["bare_gflops"] = row["gflop_per_step"] / (row["bare_us"] * 1e-6)
         row["ratio"] = row["us_per_step"] / row["bare_us"]
+    if breakdown:
+        j = i[0] % pool
+        row["phases"] = phase_times(learner, xs[j], ys[j], reps, samples, row["us_per_step"], row["bare_us"])
     return row
 
 
 def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16, threads=None,
             dtype="float64", steps=None, samples=5, seed=0, max_step_seconds=2.0,
             max_memory_gib=4.0, sample_seconds=0.2, compile_seconds=False, progress=None,
-            device="cpu", layers=1):
+            device="cpu", layers=1, breakdown=False):
     """Per-step cost of ``OnlineLearner.step`` for each method × hidden size.
 
     Parameters
@@ -120,6 +124,10 @@ def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16
         Method specs (see :func:`parse_method_spec`), e.g. ``("ok:16", "kf", "tbptt:10")``.
     hidden : sequence of int
         Hidden sizes n; the model is ``RNN(cell, 4, n, 4, dtype=dtype, layers=layers)``.
+    breakdown : bool
+        Also time each phase of the step alone (:mod:`oknumba.profile.breakdown`): each
+        result then has ``phases`` (µs per step of cell, readout, estimator, its bare products
+        and the rest, optimizer, and the remaining Python glue).
     layers : int
         Stacked layers of n units each; the bare products are then the sum over the layers'
         (each over its downstream state: S_down,l × S_down,l × cols_l).
@@ -180,6 +188,7 @@ def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16
     if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or layers < 1:
         raise ValueError(f"layers must be an integer >= 1, got {layers!r}")
     config = dict(cell=cell, methods=[s[0] for s in specs], hidden=hidden, batch=int(batch), layers=int(layers),
+                  breakdown=bool(breakdown),
                   threads=threads, dtype=dtype.name, steps=steps, samples=int(samples), seed=seed,
                   max_step_seconds=max_step_seconds, max_memory_gib=max_memory_gib,
                   sample_seconds=sample_seconds)
@@ -192,7 +201,7 @@ def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16
                 row = _profile_one(cell, label, name, kwargs, n, int(batch), dtype, threads, seed,
                                    steps, int(samples), max_step_seconds,
                                    max_memory_gib * 2 ** 30, sample_seconds, bare_cache, device=device,
-                                   layers=int(layers))
+                                   layers=int(layers), breakdown=bool(breakdown))
                 results.append(row)
                 if row["status"] != "ok":
                     notes.append(f"skipped {label} n={n}: {row['reason']}")
