@@ -179,11 +179,10 @@ def test_breakdown_times_every_phase(layers):
     res = prof.profile(methods=("ok:2", "uoro", "tbptt:3"), breakdown=True, layers=layers, **TINY)
     for row in res["results"]:
         ph = row["phases"]
-        assert list(ph) == list(PHASES)
-        for k in ("cell", "readout", "estimator", "optimizer"):
+        assert list(ph) == list(PHASES) + ["step"]
+        for k in ("cell", "readout", "estimator", "optimizer", "glue"):
             assert ph[k] > 0, (row["method"], k)
-        total = sum(ph[k] for k in ("cell", "readout", "estimator", "optimizer", "glue"))
-        assert abs(total - row["us_per_step"]) <= 1e-6 * row["us_per_step"]
+        assert ph["step"] == row["us_per_step"]
         if row["name"] == "ok":
             assert ph["products"] == row["bare_us"]
             assert ph["estimator other"] == pytest.approx(ph["estimator"] - ph["products"])
@@ -192,3 +191,29 @@ def test_breakdown_times_every_phase(layers):
     text = "\n".join(format_breakdown(res["results"]))
     assert "where the step's time goes" in text and "tbptt:3" in text
     assert prof.profile(methods=("kf",), **TINY)["results"][0]["phases"] is None
+
+
+@pytest.mark.parametrize("method, kw, layers", [("ok", {"rank": 2}, 1), ("tbptt", {"truncation": 3}, 1),
+                                                ("kf", {}, 2)])
+def test_timed_step_trains_exactly_like_step(method, kw, layers):
+    """The breakdown's instrumented step makes the same calls as OnlineLearner.step."""
+    import numpy as np
+
+    import oknumba
+    from oknumba.profile.breakdown import timed_step
+
+    def run(timed):
+        model = oknumba.RNN("gru", 3, 5, 3, seed=0, layers=layers)
+        learner = oknumba.OnlineLearner(model, method, batch=2, seed=1, **kw)
+        rng = np.random.default_rng(0)
+        acc = dict.fromkeys(("cell", "readout", "estimator", "optimizer", "glue"), 0)
+        losses = []
+        for _ in range(7):
+            x, y = rng.normal(size=(2, 3)), rng.integers(0, 3, 2)
+            losses.append(timed_step(learner, x, y, acc) if timed else learner.step(x, y))
+        return losses, model.params, learner.updates
+
+    (l1, p1, u1), (l2, p2, u2) = run(True), run(False)
+    assert l1 == l2 and u1 == u2
+    for k in p1:
+        np.testing.assert_array_equal(p1[k], p2[k])

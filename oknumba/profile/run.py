@@ -106,8 +106,7 @@ def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, step
         row["bare_gflops"] = row["gflop_per_step"] / (row["bare_us"] * 1e-6)
         row["ratio"] = row["us_per_step"] / row["bare_us"]
     if breakdown:
-        j = i[0] % pool
-        row["phases"] = phase_times(learner, xs[j], ys[j], reps, samples, row["us_per_step"], row["bare_us"])
+        row["phases"] = phase_times(learner, xs, ys, reps, samples, row["us_per_step"], row["bare_us"])
     return row
 
 
