@@ -38,3 +38,23 @@ def eval_number(text):
     if t.startswith("10^"):
         return 10.0 ** float(t[3:])
     return float(t)
+
+
+def comma_list(convert=None, choices=None):
+    """A type taking one value or a comma-separated list of them (``"128,64"`` → ``[128, 64]``,
+    ``"128"`` → ``128``): each item through ``convert`` (None: the text) and checked against
+    ``choices`` (None: any)."""
+    def parse(text):
+        vals = []
+        for tok in (t.strip() for t in text.split(",")):
+            try:
+                v = convert(tok) if convert else tok
+            except argparse.ArgumentTypeError as e:
+                raise argparse.ArgumentTypeError(f"{e} (in {text!r})") from None
+            if choices is not None and v not in choices:
+                raise argparse.ArgumentTypeError(f"invalid choice {tok!r} (choose from"
+                                                 f" {', '.join(map(str, choices))})")
+            vals.append(v)
+        return vals if len(vals) > 1 else vals[0]
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse

@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from . import __version__, runner
+from ._argtypes import comma_list
 from ._argtypes import nonneg_int as _nonneg_int
 from ._argtypes import positive_float as _positive_float
 from ._argtypes import positive_int as _positive_int
@@ -44,23 +45,6 @@ def _fmt_default(v):
     if isinstance(v, float) and abs(v - 10 ** -3.5) < 1e-15:
         return "10^-3.5 ≈ 3.16e-4"
     return str(v)
-
-
-def _per_layer(convert, choices=None):
-    """An argparse type: one value, or a comma-separated list of them (one per layer)."""
-    def parse(text):
-        vals = []
-        for tok in (t.strip() for t in text.split(",")):
-            try:
-                v = convert(tok) if convert else tok
-            except argparse.ArgumentTypeError as e:
-                raise argparse.ArgumentTypeError(f"{e} (in {text!r})") from None
-            if choices is not None and v not in choices:
-                raise argparse.ArgumentTypeError(f"invalid choice {tok!r} (choose from {', '.join(choices)})")
-            vals.append(v)
-        return vals if len(vals) > 1 else vals[0]
-    parse.__name__ = getattr(convert, "__name__", "value")
-    return parse
 
 
 def _clip(text):
@@ -88,11 +72,11 @@ def _add_train_options(p, task):
         return _fmt_default(d[key])
 
     g = p.add_argument_group("model and method")
-    g.add_argument("--cell", type=_per_layer(None, list(CELLS)),
+    g.add_argument("--cell", type=comma_list(None, list(CELLS)),
                    help=f"recurrent cell ({', '.join(CELLS)}), or one per layer: rhn,gru (default: {dflt('cell')})")
-    g.add_argument("--hidden", type=_per_layer(_positive_int),
+    g.add_argument("--hidden", type=comma_list(_positive_int),
                    help=f"hidden units n, or one per layer: 128,64 (default: {dflt('hidden')})")
-    g.add_argument("--depth", type=_per_layer(_positive_int),
+    g.add_argument("--depth", type=comma_list(_positive_int),
                    help=f"transition micro-layers per step of a deep-transition cell (rhn; Zilly et al."
                         f" 2017), or one per layer (default: {dflt('depth')})")
     g.add_argument("--layers", type=_positive_int,

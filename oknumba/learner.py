@@ -97,9 +97,9 @@ class OnlineLearner:
         between steps is unaffected — except scipy's own bundled BLAS (used by Numba's
         kernels and ``scipy.linalg``, never by numpy), which stays at ``threads``: raising it
         after every step wakes its pool and slowed steps 1.1–1.2× on busy cores. The
-        estimators' parallel kernels run on ``threads`` Numba threads. :meth:`pinned` pins both for a whole block. None leaves the thread
-        settings alone (the BLAS pools then use every core, which can be 10–50× slower on
-        busy cores).
+        estimators' parallel kernels run on ``threads`` Numba threads. :meth:`pinned` pins
+        both for a whole block. None leaves the thread settings alone (the BLAS pools then
+        use every core, which can be 10–50× slower on busy cores).
     device : {"cpu", "gpu"}
         ``"gpu"`` keeps parameters, states and influence factors resident on a CUDA GPU
         (every method; needs ``pip install "oknumba[cuda]"`` and a driver, or
@@ -349,19 +349,6 @@ class OnlineLearner:
         self._pending = (Ws, V, s_prev, s)
         return self._out
 
-    def _stack_backward(self, g):
-        Ws, V, s_prev, s = self._pending
-        self._pending = None
-        m, run, grads = self.model, self._estimator, self._grads
-        readout_backward(V, s, m.cell.n, g, grads["V"], self._delta)
-        run.backward(Ws, self._delta, grads)
-        self._state, self._s_new = s, s_prev
-        self.steps += 1
-        if self.steps % self.update_every == 0:
-            run.before_update(grads)
-            self.last_grad_norms = self._optimizer.update(m._params, grads, self._grad_scale, self.clip)
-            self.updates += 1
-
     def _forward(self, x, reset):
         if self._stacked:
             return self._stack_forward(x, reset)
@@ -382,20 +369,38 @@ class OnlineLearner:
         return self._out
 
     def _backward(self, g):
-        if self._stacked:
-            return self._stack_backward(g)
-        W, V, s_prev, s, rows, aux, D, H, delta = self._pending
-        self._pending = None
+        if self._influence_step(g):
+            self._apply_update()
+
+    def _influence_step(self, g):
+        """The readout's backward and the method's step with ``g = ∂L/∂out``; advances the
+        state and the step count and, when an update is due, lets the estimator complete its
+        gradient (TBPTT's window). Returns whether an update is due."""
         m, est, grads = self.model, self._estimator, self._grads
-        readout_backward(V, s, m.cell.n, g, grads["V"], delta)
-        est.step(W, s_prev, s, rows, aux, D, H, delta, grads["W"])
+        if self._stacked:
+            W, V, s_prev, s = self._pending
+            self._pending = None
+            readout_backward(V, s, m.cell.n, g, grads["V"], self._delta)
+            est.backward(W, self._delta, grads)
+            dW = grads
+        else:
+            W, V, s_prev, s, rows, aux, D, H, delta = self._pending
+            self._pending = None
+            readout_backward(V, s, m.cell.n, g, grads["V"], delta)
+            est.step(W, s_prev, s, rows, aux, D, H, delta, grads["W"])
+            dW = grads["W"]
         self._state, self._s_new = s, s_prev
         self.steps += 1
-        if self.steps % self.update_every == 0:
-            est.before_update(grads["W"])
-            self.last_grad_norms = self._optimizer.update(m._params, grads, self._grad_scale,
-                                                          self.clip)
-            self.updates += 1
+        due = self.steps % self.update_every == 0
+        if due:
+            est.before_update(dW)
+        return due
+
+    def _apply_update(self):
+        """Clip and apply the accumulated gradients (the optimizer zeroes them)."""
+        self.last_grad_norms = self._optimizer.update(self.model._params, self._grads, self._grad_scale,
+                                                      self.clip)
+        self.updates += 1
 
     def _finish(self, loss, n_valid):
         if not math.isfinite(loss):

@@ -74,9 +74,7 @@ class LayerView:
     applies the current downstream Jacobian ``H`` (set by :class:`StackRun` each step)."""
 
     def __init__(self, cell, S_down):
-        self.layer_cell = cell
-        self.S, self.P, self.a, self.n = S_down, cell.P, cell.a, cell.n
-        self.n_in, self.n_terms, self.name, self.depth = cell.n_in, cell.n_terms, cell.name, cell.depth
+        self.S, self.P, self.a, self.n_terms = S_down, cell.P, cell.a, cell.n_terms
         self.H = None
 
     def jvp(self, W, s_prev, s, rows, aux, v, out):
@@ -213,10 +211,7 @@ class StackRun:
                     for v, stack_rows in zip(self.views, self.ws["rows"])]
         self.deltas = [np.zeros((B, v.S), dt) for v in self.views]
         self.cur = None
-        e0 = self.estimators[0]
-        self.update_interval = e0.update_interval
-        self.has_influence = e0.has_influence
-        self.stochastic = e0.stochastic
+        self.update_interval = self.estimators[0].update_interval
 
     @property
     def threads(self):
@@ -250,9 +245,6 @@ class StackRun:
     def before_update(self, grads):
         for l, e in enumerate(self.estimators):
             e.before_update(grads[f"W{l}"])
-
-    def dense(self):
-        return [e.dense() for e in self.estimators]
 
     def state_dict(self):
         return {f"layer{l}.{k}": v for l, e in enumerate(self.estimators) for k, v in e.state_dict().items()}

@@ -1,18 +1,18 @@
 """Where a learner step's time goes (``oknumba profile --breakdown``).
 
-:func:`timed_step` is :meth:`oknumba.OnlineLearner.step` with a clock read between its
-phases (the same calls in the same order on the learner's own buffers — a test checks that it
-trains bit-identically — plus seven ``perf_counter_ns`` reads, about 0.4 µs):
+:func:`timed_step` runs :meth:`oknumba.OnlineLearner.step`'s own phases in the step's order
+with a clock read between them (a test checks that it trains bit-identically; the seven
+``perf_counter_ns`` reads cost about 0.4 µs):
 
-* ``cell`` — the cell's forward step, immediate factors D and state Jacobian H (for a stack:
-  every layer's, and the downstream D and H blocks, :mod:`oknumba.stack`);
-* ``readout`` — the outputs, the built-in loss and its gradient, and the readout's backward
-  (∂L/∂V and δ = ∂L/∂s);
-* ``estimator`` — the method's influence update and gradient (TBPTT: its window's
-  backpropagation before an update); of it, ``products`` is the bare-product time
-  (``numpy.matmul`` on the method's dominant shapes, timed apart: the physical limit) and
-  ``estimator other`` the rest (Gram, reduction, recombination, new terms, gradient
-  projections — one fused pass for the Kronecker methods);
+* ``cell`` — the learner's forward half: the cell's forward step, immediate factors D and
+  state Jacobian H (for a stack: every layer's, and the downstream D and H blocks,
+  :mod:`oknumba.stack`), and the readout's outputs;
+* ``readout`` — the built-in loss and its gradient ∂L/∂out;
+* ``estimator`` — the readout's backward (∂L/∂V and δ = ∂L/∂s) and the method's influence
+  update and gradient (TBPTT: its window's backpropagation before an update); of it,
+  ``products`` is the bare-product time (``numpy.matmul`` on the method's dominant shapes,
+  timed apart: the physical limit) and ``estimator other`` the rest (Gram, reduction,
+  recombination, new terms, gradient projections — one fused pass for the Kronecker methods);
 * ``optimizer`` — clipping and the Adam/SGD update;
 * ``glue`` — everything else: input checks, thread pinning, Python between the calls.
 
@@ -22,52 +22,29 @@ more or less than the step's median.
 import statistics
 import time
 
-from ..readouts import readout_backward, readout_outputs
-
 #: the phases of :func:`phase_times`, in order
 PHASES = ("cell", "readout", "estimator", "products", "estimator other", "optimizer", "glue")
 _TIMED = ("cell", "readout", "estimator", "optimizer", "glue")
 
 
 def timed_step(learner, x_t, y_t, acc, clock=time.perf_counter_ns):
-    """One :meth:`~oknumba.OnlineLearner.step` (no reset) adding each phase's nanoseconds to
-    ``acc`` (a dict with the keys of the timed phases); returns the step's loss."""
+    """One :meth:`~oknumba.OnlineLearner.step` (no reset) made of the learner's own phases,
+    adding each phase's nanoseconds to ``acc`` (a dict with the keys of the timed phases);
+    returns the step's loss."""
     t0 = clock()
     x, _ = learner._check_step_input(x_t, None)
     y, n_valid = learner._check_step_targets(y_t)
     pin = learner._step_threads
     old = pin.pin() if pin is not None else None
-    m, est, grads = learner.model, learner._estimator, learner._grads
-    V = m._params["V"]
-    s_prev, s = learner._state, learner._s_new
     t1 = clock()
-    if learner._stacked:
-        W = tuple(m._params[k] for k in m.cell.param_shapes())
-        est.forward(W, x, s_prev, s, learner.steps)
-        delta = learner._delta
-    else:
-        W = m._params["W"]
-        rows, D, H, delta = est.cell_buffers(learner._buf, learner._delta, learner.steps)
-        m.cell.step(W, x, s_prev, s, rows, learner._buf["aux"], D, H, H.size > 0)
+    out = learner._forward(x, None)
     t2 = clock()
-    readout_outputs(V, s, m.cell.n, learner._out)
-    loss = m.readout.loss_grad(learner._out, y, learner._g)
-    readout_backward(V, s, m.cell.n, learner._g, grads["V"], delta)
+    loss = learner.model.readout.loss_grad(out, y, learner._g)
     t3 = clock()
-    if learner._stacked:
-        est.backward(W, delta, grads)
-    else:
-        est.step(W, s_prev, s, rows, learner._buf["aux"], D, H, delta, grads["W"])
-    learner._state, learner._s_new = s, s_prev
-    learner.steps += 1
-    due = learner.steps % learner.update_every == 0
-    if due:
-        est.before_update(grads if learner._stacked else grads["W"])
+    due = learner._influence_step(learner._g)
     t4 = clock()
     if due:
-        learner.last_grad_norms = learner._optimizer.update(m._params, grads, learner._grad_scale,
-                                                            learner.clip)
-        learner.updates += 1
+        learner._apply_update()
     t5 = clock()
     if old is not None:
         pin.restore(old)

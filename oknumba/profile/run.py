@@ -124,7 +124,7 @@ def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16
     hidden : sequence of int
         Hidden sizes n; the model is ``RNN(cell, 4, n, 4, dtype=dtype, layers=layers)``.
     breakdown : bool
-        Also time each phase of the step alone (:mod:`oknumba.profile.breakdown`): each
+        Also time each phase inside the steps (:mod:`oknumba.profile.breakdown`): each
         result then has ``phases`` (µs per step of cell, readout, estimator, its bare products
         and the rest, optimizer, and the remaining Python glue).
     layers : int

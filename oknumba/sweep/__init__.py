@@ -60,7 +60,7 @@ from .worker import (WRITE_ORDER, _WorkerProgress, next_stop, read_files,  # noq
 from .client import (RESUME_FILES, SCATTER_BYTES, SWEEP_FILE, SWEEP_FORMAT, SWEEP_VERSION,  # noqa: F401
                      RunState, Sweep, SweepDisplay, SweepInterrupted, _checkpoint_step, _client, _drive, _fail,
                      _import_dask, _short, _take, _workers_ignore_sigint, folder_state, run_sweep)
-from .cli import (_SWEEP_DESCRIPTION, _err, _listed, _sigterm_as_interrupt, add_sweep_parser,  # noqa: F401
+from .cli import (_SWEEP_DESCRIPTION, _err, _sigterm_as_interrupt, add_sweep_parser,  # noqa: F401
                   cmd_sweep, grid_from_args)
 
 __all__ = ["PRESETS", "SweepError", "DaskMissing", "parse_seeds", "load_spec", "expand_grid", "run_names",

@@ -10,6 +10,7 @@ import threading
 from contextlib import contextmanager
 
 from .. import runner
+from .._argtypes import comma_list
 from ..tasks import TASKS
 from .client import SWEEP_FILE, SweepDisplay, SweepInterrupted, _import_dask, folder_state, run_sweep
 from .errors import SweepError
@@ -66,7 +67,7 @@ def add_sweep_parser(sub):
     listed = {k for t in tasks for k in runner.DEFAULTS[t]} - {"task", "method", "seed"}
     for action in p._actions:          # --hidden 32,64: a comma-separated list varies the setting
         if action.dest in listed and action.option_strings and action.nargs is None and (action.type or action.choices):
-            action.type, action.choices = _listed(action.type, action.choices), None
+            action.type, action.choices = comma_list(action.type, action.choices), None
             if action.help:
                 action.help += "; a comma-separated list varies it"
     p.add_argument("target", nargs="?", metavar="TASK|SPEC",
@@ -92,19 +93,6 @@ def add_sweep_parser(sub):
                                                             " afresh (default: off)")
     p.set_defaults(func=cmd_sweep, task=None)
     return p
-
-
-def _listed(convert, choices):
-    """An argparse type taking one value or a comma-separated list of them (a list varies it)."""
-    def parse(text):
-        vals = []
-        for tok in (t.strip() for t in text.split(",")):
-            v = convert(tok) if convert else tok
-            if choices is not None and v not in choices:
-                raise argparse.ArgumentTypeError(f"invalid choice {tok!r} (choose from {', '.join(map(str, choices))})")
-            vals.append(v)
-        return vals if len(vals) > 1 else vals[0]
-    return parse
 
 
 def _err(msg):
