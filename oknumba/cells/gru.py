@@ -15,6 +15,7 @@ With ``γ = (1−u)(1−c²)`` (= ∂h/∂z_c), ``μ = (h₋ − c)u(1−u)`` (=
 import numpy as np
 
 from .._jit import kernel
+from .._transpose import scaled_transpose
 from ._common import fill_row, row_times_W, sigmoid, vec_times_Wh
 from .base import Cell, CellKernels
 
@@ -64,9 +65,11 @@ def _fill_D(W, s_prev, s, rows, aux, D):
     D[:] = 0.0
     for b in range(s.shape[0]):
         _gates(s_prev[b], aux[b], n, r, rho, u, mu, gamma)
+        D0 = D[b, 0, :, :n]
+        scaled_transpose(W, n_in, 2 * n, gamma, True, False, D0)    # γ_j W[n_in + m, 2n + j]
         for j in range(n):
             for m in range(n):
-                D[b, 0, j, m] = gamma[j] * W[n_in + m, 2 * n + j] * rho[m]
+                D0[j, m] *= rho[m]
             D[b, 0, j, n + j] = mu[j]
             D[b, 1, j, 2 * n + j] = gamma[j]
 
@@ -88,9 +91,9 @@ def _fill_H(W, s_prev, s, rows, aux, H):
                 if w != 0.0:
                     for j in range(n):
                         M[i, j] += w * W[n_in + m, 2 * n + j]
+        scaled_transpose(W, n_in, n, mu, True, False, H[b])     # H[j, i] = μ_j W[n_in+i, n+j]
+        scaled_transpose(M, 0, 0, gamma, True, True, H[b])      #         + γ_j M[i, j]
         for j in range(n):
-            for i in range(n):
-                H[b, j, i] = mu[j] * W[n_in + i, n + j] + gamma[j] * M[i, j]
             H[b, j, j] += u[j]
 
 

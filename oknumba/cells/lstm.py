@@ -11,6 +11,7 @@
 import numpy as np
 
 from .._jit import kernel
+from .._transpose import scaled_transpose
 from ._common import fill_row, row_times_W, sigmoid, vec_times_Wh
 from .base import Cell, CellKernels
 
@@ -65,15 +66,22 @@ def _fill_H(W, s_prev, s, rows, aux, H):
     n = s.shape[1] // 2
     n_in = rows.shape[2] - n - 1
     H[:] = 0.0
+    c = np.empty((6, n), s.dtype)         # per unit: f, k, ∂c/∂z_i, ∂c/∂z_f, ∂h/∂z_o, ∂c/∂z_g
     for b in range(s.shape[0]):
         for j in range(n):
-            f, k, di, df, do, dg = _coefficients(s_prev[b], aux[b], j, n)
+            c[0, j], c[1, j], c[2, j], c[3, j], c[4, j], c[5, j] = _coefficients(s_prev[b], aux[b], j, n)
+        Hc, Hh = H[b, n:, :n], H[b, :n, :n]
+        # ∂c_j/∂h₋_i = Σ_blocks (∂c/∂z) W[n_in + i, block + j]; ∂h_j/∂h₋_i = k_j ∂c_j/∂h₋_i + ...
+        scaled_transpose(W, n_in, 0, c[2], True, False, Hc)
+        scaled_transpose(W, n_in, n, c[3], True, True, Hc)
+        scaled_transpose(W, n_in, 3 * n, c[5], True, True, Hc)
+        for j in range(n):
             for i in range(n):
-                wc = di * W[n_in + i, j] + df * W[n_in + i, n + j] + dg * W[n_in + i, 3 * n + j]
-                H[b, n + j, i] = wc
-                H[b, j, i] = k * wc + do * W[n_in + i, 2 * n + j]
-            H[b, j, n + j] = k * f
-            H[b, n + j, n + j] = f
+                Hh[j, i] = c[1, j] * Hc[j, i]
+        scaled_transpose(W, n_in, 2 * n, c[4], True, True, Hh)
+        for j in range(n):
+            H[b, j, n + j] = c[1, j] * c[0, j]
+            H[b, n + j, n + j] = c[0, j]
 
 
 @kernel

@@ -48,6 +48,7 @@ grows as k = r + d terms of S × P = 2dn² entries each.
 import numpy as np
 
 from .._jit import kernel
+from .._transpose import scaled_transpose
 from .._validate import check_positive_int
 from ._common import fill_row, row_times_W, sigmoid, vec_times_Wh
 from .base import Cell, CellKernels
@@ -93,12 +94,15 @@ def _fill_D(W, s_prev, s, rows, aux, D):
 def _fill_H(W, s_prev, s, rows, aux, H):
     n = s.shape[1]
     n_in = rows.shape[2] - n - 1
+    f, alpha, beta = np.empty(n, s.dtype), np.empty(n, s.dtype), np.empty(n, s.dtype)
     for b in range(s.shape[0]):
         for j in range(n):
-            f, alpha, beta = _coefficients(s_prev[b], aux[b], j, n)
-            for i in range(n):
-                H[b, j, i] = alpha * W[n_in + i, j] + beta * W[n_in + i, n + j]
-            H[b, j, j] += f
+            f[j], alpha[j], beta[j] = _coefficients(s_prev[b], aux[b], j, n)
+        # H[j, i] = α_j W[n_in + i, j] + β_j W[n_in + i, n + j] + f_j [i = j]
+        scaled_transpose(W, n_in, 0, alpha, True, False, H[b])
+        scaled_transpose(W, n_in, n, beta, True, True, H[b])
+        for j in range(n):
+            H[b, j, j] += f[j]
 
 
 @kernel

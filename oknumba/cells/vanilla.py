@@ -6,6 +6,7 @@ row scaling.
 import numpy as np
 
 from .._jit import kernel
+from .._transpose import scaled_transpose
 from ._common import fill_row, row_times_W, vec_times_Wh
 from .base import Cell, CellKernels
 
@@ -31,11 +32,11 @@ def _fill_D(W, s_prev, s, rows, aux, D):
 def _fill_H(W, s_prev, s, rows, aux, H):
     n = s.shape[1]
     n_in = rows.shape[2] - n - 1
+    d = np.empty(n, s.dtype)
     for b in range(s.shape[0]):
         for j in range(n):
-            d = 1.0 - s[b, j] * s[b, j]
-            for i in range(n):
-                H[b, j, i] = d * W[n_in + i, j]
+            d[j] = 1.0 - s[b, j] * s[b, j]
+        scaled_transpose(W, n_in, 0, d, True, False, H[b])      # H[j, i] = d_j W[n_in + i, j]
 
 
 @kernel

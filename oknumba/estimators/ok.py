@@ -37,6 +37,7 @@ from numba import prange
 
 from .._jit import kernel
 from .._rng import rademacher, uniform
+from .._transpose import scaled_transpose
 from .._threads import blas_single_threaded, numba_threads
 from .base import StochasticEstimator
 from .kf_kernels import kf_coefficients, row_norms_accumulate
@@ -61,14 +62,12 @@ def chunk_view(W_b, k, S, p0, p1):
     return W_b[k * S * p0:k * S * p1].reshape(k, (p1 - p0) * S)
 
 
-@kernel(fastmath=True)
+@kernel
 def transpose_columns(Dk, p0, p1, row):
     """``row`` ((p1−p0)·S) ← columns p0..p1 of ``Dk`` (S, P), transposed: a new term's factor
     ``D_kᵀ`` in the chunk layout."""
     S = Dk.shape[0]
-    for p in range(S):
-        for j in range(p1 - p0):
-            row[j * S + p] = Dk[p, p0 + j]
+    scaled_transpose(Dk, 0, p0, row[:0], False, False, row.reshape(p1 - p0, S))
 
 
 @kernel(fastmath=True)
