@@ -12,7 +12,8 @@ from .breakdown import phase_times
 from .compile_timer import compile_time
 from .costs import N_IN, N_OUT, _sizes, estimate_bytes, fit_exponent, flops_per_step, product_columns
 from .report import _format_row
-from .timing import _auto_reps, _effective_threads, _machine_info, _time_samples, bare_product_us
+from .timing import (_auto_reps, _effective_threads, _machine_info, bare_product_call,
+                     interleaved_samples, reps_for)
 
 DEFAULT_METHODS = ("ok:16", "kf", "uoro", "rtrl", "tbptt:10")
 DEFAULT_HIDDEN = (32, 64, 128, 256)
@@ -34,7 +35,7 @@ def _layer_shapes(cell, n, layers):
 
 
 def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, steps, samples,
-                 max_step_seconds, max_memory_bytes, sample_seconds, bare_cache, device="cpu", layers=1,
+                 max_step_seconds, max_memory_bytes, sample_seconds, device="cpu", layers=1,
                  breakdown=False):
     from .. import OnlineLearner, RNN
 
@@ -86,23 +87,19 @@ def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, step
     else:
         reps = int(steps)
     reps = -(-reps // period) * period  # whole update periods (TBPTT backward amortised)
-    us = _time_samples(step, reps, samples)
+    cols = [product_columns(name, kwargs, a_l, P_l) for _, a_l, P_l in shapes]
+    timed = [(step, reps)]
+    if None not in cols:                # a stack: the sum of its layers' bare products
+        bare_shapes = [(batch, S_l, c) for (S_l, _, _), c in zip(shapes, cols)]
+        bare = bare_product_call(bare_shapes, dtype, seed)
+        timed.append((bare, reps_for(bare, min(sample_seconds, 0.1))))
+    # the step's and the bare product's samples alternate: a change of load hits both alike
+    us, *bare_us = interleaved_samples(timed, samples)
     row.update(us_per_step=statistics.median(us), us_samples=us, steps_per_sample=reps)
     row["gflops"] = row["gflop_per_step"] / (row["us_per_step"] * 1e-6)
-    bare, shown = 0.0, []
-    for S_l, a_l, P_l in shapes:        # a stack: the sum of its layers' bare products
-        cols = product_columns(name, kwargs, a_l, P_l)
-        if cols is None:
-            break
-        key = (S_l, cols, np.dtype(dtype).name)
-        if key not in bare_cache:
-            bare_cache[key] = bare_product_us(batch, S_l, cols, dtype, samples=samples,
-                                              target_s=min(sample_seconds, 0.1), seed=seed)
-        shown.append(f"({batch},{S_l},{S_l})@({batch},{S_l},{cols})")
-        bare += bare_cache[key]
-    else:
-        row["bare_shape"] = " + ".join(shown)
-        row["bare_us"] = bare
+    if bare_us:
+        row["bare_shape"] = " + ".join(f"({B},{S_l},{S_l})@({B},{S_l},{c})" for B, S_l, c in bare_shapes)
+        row["bare_us"] = statistics.median(bare_us[0])
         row["bare_gflops"] = row["gflop_per_step"] / (row["bare_us"] * 1e-6)
         row["ratio"] = row["us_per_step"] / row["bare_us"]
     if breakdown:
@@ -192,14 +189,14 @@ def profile(cell="rhn", methods=DEFAULT_METHODS, hidden=DEFAULT_HIDDEN, batch=16
                   max_step_seconds=max_step_seconds, max_memory_gib=max_memory_gib,
                   sample_seconds=sample_seconds)
     machine = _machine_info()
-    results, notes, bare_cache = [], [], {}
+    results, notes = [], []
     with pinned_threads(threads):
         machine["threads"] = _effective_threads()
         for label, name, kwargs in specs:
             for n in hidden:
                 row = _profile_one(cell, label, name, kwargs, n, int(batch), dtype, threads, seed,
                                    steps, int(samples), max_step_seconds,
-                                   max_memory_gib * 2 ** 30, sample_seconds, bare_cache, device=device,
+                                   max_memory_gib * 2 ** 30, sample_seconds, device=device,
                                    layers=int(layers), breakdown=bool(breakdown))
                 results.append(row)
                 if row["status"] != "ok":

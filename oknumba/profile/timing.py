@@ -34,21 +34,46 @@ def _auto_reps(seconds_per_call, target_s, lo=1, hi=2000):
     return int(min(hi, max(lo, round(target_s / seconds_per_call))))
 
 
-def bare_product_us(B, S, cols, dtype, samples=5, target_s=0.1, seed=0):
-    """Median µs of ``numpy.matmul(H, X, out=Y)`` for H (B,S,S), X (B,S,cols)."""
+def bare_product_call(shapes, dtype, seed=0):
+    """A callable running ``numpy.matmul(H, X, out=Y)`` for H (B,S,S), X (B,S,cols) once per
+    ``(B, S, cols)`` in ``shapes`` (a stack: one per layer), on arrays allocated here."""
     rng = np.random.default_rng(seed)
-    H = rng.standard_normal((B, S, S)).astype(dtype)
-    X = rng.standard_normal((B, S, cols)).astype(dtype)
-    Y = np.empty((B, S, cols), dtype)
+    ops = []
+    for B, S, cols in shapes:
+        H = rng.standard_normal((B, S, S)).astype(dtype)
+        X = rng.standard_normal((B, S, cols)).astype(dtype)
+        ops.append((H, X, np.empty((B, S, cols), dtype)))
 
     def call():
-        np.matmul(H, X, out=Y)
+        for H, X, Y in ops:
+            np.matmul(H, X, out=Y)
 
-    call()
+    return call
+
+
+def reps_for(fn, target_s, hi=10000):
+    """Calls of ``fn`` in about ``target_s`` seconds (from one timed call after a warm one)."""
+    fn()
     t0 = time.perf_counter()
-    call()
-    reps = _auto_reps(time.perf_counter() - t0, target_s, hi=10000)
-    return statistics.median(_time_samples(call, reps, samples))
+    fn()
+    return _auto_reps(time.perf_counter() - t0, target_s, hi=hi)
+
+
+def interleaved_samples(timed, samples):
+    """``samples`` per-call µs samples of each ``(fn, reps)`` in ``timed``, taken in turn
+    (one sample of each, then the next round) so that a change of the machine's load during
+    the measurement hits every function alike; returns one list per function."""
+    out = [[] for _ in timed]
+    for _ in range(samples):
+        for lst, (fn, reps) in zip(out, timed):
+            lst.extend(_time_samples(fn, reps, 1))
+    return out
+
+
+def bare_product_us(B, S, cols, dtype, samples=5, target_s=0.1, seed=0):
+    """Median µs of ``numpy.matmul(H, X, out=Y)`` for H (B,S,S), X (B,S,cols)."""
+    call = bare_product_call([(B, S, cols)], dtype, seed)
+    return statistics.median(_time_samples(call, reps_for(call, target_s), samples))
 
 
 def _effective_threads():
