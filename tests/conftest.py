@@ -1,9 +1,12 @@
 import json
 import os
+import tempfile
 
 # One BLAS thread: numpy's and numba's (scipy's) OpenBLAS otherwise fight on 2 cores.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the kernels' measured per-machine choices (oknumba._tuning) go to a file of this run only
+os.environ.setdefault("OKNUMBA_TUNING_CACHE", os.path.join(tempfile.mkdtemp(prefix="oknumba-tuning-"), "tuning.json"))
 
 import numpy as np
 import pytest

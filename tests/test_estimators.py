@@ -286,7 +286,7 @@ def test_parallel_stream_kernel_matches_serial(kind):
         us, W, X, state = us0.copy(), W0.copy(), X0.copy(), state0.copy()
         dW = np.zeros((a, P))
         work = np.zeros(kron_work_size(B, k, r, a, P, S, chunk))
-        args = (KIND_OK if kind == "ok" else KIND_KF, MODE_OPTIMAL, chunk, H, W, X, us, state,
+        args = (KIND_OK if kind == "ok" else KIND_KF, MODE_OPTIMAL, chunk, 1, H, W, X, us, state,
                 rows, D, work, delta, 1.0, dW, True)
         old = numba.get_num_threads()
         numba.set_num_threads(min(2 if parallel else 1, numba.config.NUMBA_NUM_THREADS))
@@ -360,7 +360,7 @@ def test_ok_state_round_trip_and_legacy_factors():
 def test_blocked_gram_and_recombination_match_numpy(k, r, dtype, tol):
     """The register-blocked large-side kernels (any k, r: padded blocks included) against
     NumPy: ``gram`` = A Aᵀ, ``combine_rows`` = Xᵀ A, and the accumulating lower-triangle form."""
-    from oknumba.estimators.reduce import combine_rows, gram, gram_lower_accumulate
+    from oknumba.estimators.reduce import GRAM_BLOCKS, combine_rows, gram, gram_lower_accumulate
 
     rng = np.random.default_rng(k * 31 + r)
     A = rng.normal(size=(k, 37)).astype(dtype)
@@ -369,10 +369,16 @@ def test_blocked_gram_and_recombination_match_numpy(k, r, dtype, tol):
     gram(A, G)
     ref = A.astype(np.float64) @ A.T.astype(np.float64)
     assert rel_err(G, ref) < tol
-    acc = np.ones((k, k), dtype)
-    gram_lower_accumulate(A, acc)
     low = np.tril_indices(k)
-    assert rel_err(acc[low], 1.0 + ref[low]) < tol and np.all(acc[np.triu_indices(k, 1)] == 1.0)
+    blocks = []
+    for block in GRAM_BLOCKS.values():
+        acc = np.ones((k, k), dtype)
+        gram_lower_accumulate(A, acc, block)
+        assert rel_err(acc[low], 1.0 + ref[low]) < tol and np.all(acc[np.triu_indices(k, 1)] == 1.0)
+        blocks.append(acc)
+    # the register blocks the machine chooses between (oknumba._tuning) give the same bits
+    for acc in blocks[1:]:
+        np.testing.assert_array_equal(acc, blocks[0])
     out = np.full((r, 37), np.nan, dtype)
     combine_rows(X, A, out)
     assert rel_err(out, X.T.astype(np.float64) @ A.astype(np.float64)) < tol

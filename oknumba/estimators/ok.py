@@ -39,9 +39,10 @@ from .._jit import kernel
 from .._rng import rademacher, uniform
 from .._transpose import scaled_transpose
 from .._threads import blas_single_threaded, numba_threads
+from .._tuning import tuned_choice
 from .base import StochasticEstimator
 from .kf_kernels import kf_coefficients, row_norms_accumulate
-from .reduce import (MODE_OPTIMAL, MODE_TRUNCATED, _check_rank, combine_rows,
+from .reduce import (GRAM_BLOCKS, MODE_OPTIMAL, MODE_TRUNCATED, _check_rank, combine_rows,
                      gram_lower_accumulate, mirror_lower, reduce_coefficients)
 
 #: target bytes of one chunk of the k rows (k·c·S entries): with the r·c·S recombined block
@@ -126,12 +127,12 @@ KIND_KF = 1   # KF-RTRL mixing of every copy (kf, kf-avg)
 
 
 @kernel
-def kron_stream_update(b, kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work, delta,
-                       with_gradient):
+def kron_stream_update(b, kind, mode, chunk, gram_block, H, Wr, X, us, rng_state, rows, D, work,
+                       delta, with_gradient):
     """Advance stream b by one step (module docstring): the chunked pass over its rows, then
     the OK reduction or the KF mixing with random draws from ``rng_state[b]``; with
     ``with_gradient`` also ``v[b, j] = W_jᵀ δ_b`` of the new rows (``work``: see
-    :func:`kron_work`)."""
+    :func:`kron_work`; ``gram_block``: the Gram pass's register block, :func:`gram_block`)."""
     k, r = X.shape[1:]
     K = rows.shape[1]
     S = H.shape[1]
@@ -150,7 +151,7 @@ def kron_stream_update(b, kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, w
         for kk in range(K):
             transpose_columns(D[b, kk], p0, p1, blk[r + kk])
         if kind == KIND_OK:
-            gram_lower_accumulate(blk, gram_b)
+            gram_lower_accumulate(blk, gram_b, gram_block)
         else:
             row_norms_accumulate(blk, gram_b)
         if with_gradient:
@@ -209,22 +210,22 @@ def add_stored_gradient(Wr, X, us, delta, scale, dW, v, proj, chunk):
 
 
 @kernel
-def kron_step(kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work, delta, scale, dW,
-              with_gradient):
+def kron_step(kind, mode, chunk, gram_block, H, Wr, X, us, rng_state, rows, D, work, delta, scale,
+              dW, with_gradient):
     """All streams in turn: :func:`kron_stream_update`, then (optionally) the gradient
     ``dW += scale · δ_bᵀ G̃_b`` of the updated estimate (through ``proj[b] = Xᵀ v[b]``)."""
     B, k, r = X.shape
     _, _, _, v, proj = kron_work(work, B, k, r, us.shape[2], D.shape[3], H.shape[1], chunk)
     for b in range(B):
-        kron_stream_update(b, kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work, delta,
-                           with_gradient)
+        kron_stream_update(b, kind, mode, chunk, gram_block, H, Wr, X, us, rng_state, rows, D, work,
+                           delta, with_gradient)
         if with_gradient:
             add_projected_gradient(X[b], v[b], us[b], proj[b], scale, dW)
 
 
 @kernel(parallel=True)
-def kron_step_parallel(kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work, delta, scale,
-                       dW, with_gradient):
+def kron_step_parallel(kind, mode, chunk, gram_block, H, Wr, X, us, rng_state, rows, D, work,
+                       delta, scale, dW, with_gradient):
     """:func:`kron_step` with streams spread over Numba threads (each stream's BLAS calls run
     on its own thread: use with one BLAS thread). Every stream has its own work buffers and
     ``proj[b]``; the gradients are summed after the parallel loop, so no two threads write
@@ -232,8 +233,8 @@ def kron_step_parallel(kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work
     B, k, r = X.shape
     _, _, _, v, proj = kron_work(work, B, k, r, us.shape[2], D.shape[3], H.shape[1], chunk)
     for b in prange(B):
-        kron_stream_update(b, kind, mode, chunk, H, Wr, X, us, rng_state, rows, D, work, delta,
-                           with_gradient)
+        kron_stream_update(b, kind, mode, chunk, gram_block, H, Wr, X, us, rng_state, rows, D, work,
+                           delta, with_gradient)
         if with_gradient:
             combine_rows(X[b], v[b], proj[b])
     if with_gradient:
@@ -274,6 +275,25 @@ def convert_rows(Wr, chunk, Wt, into_chunks):
                     Wt[b, j, p0:p1, :] = part
 
 
+def gram_block(k, L, dtype):
+    """The register block (a value of :data:`~oknumba.estimators.reduce.GRAM_BLOCKS`) of the
+    Gram pass over k rows of length L: the blocks give the same bits, the fastest on this
+    machine is measured on first use and remembered (:func:`oknumba._tuning.tuned_choice`)."""
+    dtype = np.dtype(dtype)
+
+    def make_call(block):
+        A = np.random.default_rng(0).standard_normal((k, L)).astype(dtype)
+        G = np.zeros((k, k), dtype)
+
+        def call():
+            G[:] = 0.0
+            gram_lower_accumulate(A, G, block)
+
+        return call, G
+
+    return tuned_choice("gram_block", f"{k}x{L}:{dtype.name}", list(GRAM_BLOCKS.values()), make_call)
+
+
 def use_parallel_streams(batch, work_size, threads=None):
     """Spread streams over threads when there are several of both and each stream's work is
     large enough to amortise the thread hand-off (S·P ≥ 4096); ``threads`` None means Numba's
@@ -302,6 +322,7 @@ class KroneckerSumEstimator(StochasticEstimator):
         r, S, P = self.rank, cell.S, cell.P
         k = self.n_work = r + cell.n_terms            # k = r + K terms before each reduction
         self.chunk = chunk_rows(k, S, P, self.dtype.itemsize)
+        self._gram_block = gram_block(k, self.chunk * S, self.dtype) if self._kind == KIND_OK else 0
         self.us = np.zeros((batch, r, cell.a), self.dtype)
         self.term_rows = np.zeros((batch, k * P * S), self.dtype)
         self.X = np.zeros((batch, k, r), self.dtype)
@@ -338,7 +359,7 @@ class KroneckerSumEstimator(StochasticEstimator):
         self._step(H, rows, D, delta, dW, True)
 
     def _step(self, H, rows, D, delta, dW, with_gradient):
-        args = (self._kind, self._mode, self.chunk, H, self.term_rows, self.X, self.us,
+        args = (self._kind, self._mode, self.chunk, self._gram_block, H, self.term_rows, self.X, self.us,
                 self.rng_state, rows, D, self._work, delta, self.dtype.type(self.gradient_scale),
                 dW, with_gradient)
         try:

@@ -143,13 +143,55 @@ def _gram_block(A, G, i0, j0):
                     G[i, j] += blk[di][dj]
 
 
+@kernel(fastmath=True)
+def _gram_block_2x4(A, G, i0, j0):
+    """:func:`_gram_block` for the rows i0, i0+1 × j0..j0+3: half the accumulators (they fit
+    the 16 vector registers of AVX2 with the operands; 4 × 4 spills there)."""
+    k, L = A.shape
+    A0, A1 = A[i0], A[min(i0 + 1, k - 1)]
+    B0, B1, B2, B3 = A[j0], A[min(j0 + 1, k - 1)], A[min(j0 + 2, k - 1)], A[min(j0 + 3, k - 1)]
+    z = A.dtype.type(0.0)
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = z
+    for t in range(L):
+        a0, a1 = A0[t], A1[t]
+        b0, b1, b2, b3 = B0[t], B1[t], B2[t], B3[t]
+        s00 += a0 * b0
+        s01 += a0 * b1
+        s02 += a0 * b2
+        s03 += a0 * b3
+        s10 += a1 * b0
+        s11 += a1 * b1
+        s12 += a1 * b2
+        s13 += a1 * b3
+    blk = ((s00, s01, s02, s03), (s10, s11, s12, s13))
+    for di in range(2):
+        i = i0 + di
+        if i < k:
+            for dj in range(4):
+                j = j0 + dj
+                if j <= i:
+                    G[i, j] += blk[di][dj]
+
+
+#: register-block shapes of :func:`gram_lower_accumulate`; every pair's sum is the same
+#: vectorised loop in each, so they give the same bits and only differ in speed, which
+#: depends on the machine (measured per machine: :mod:`oknumba._tuning`)
+GRAM_BLOCKS = {"4x4": 0, "2x4": 1}
+
+
 @kernel
-def gram_lower_accumulate(A, G):
-    """``G += A Aᵀ`` on the lower triangle (j ≤ i) only, for rows ``A`` (k, L)."""
+def gram_lower_accumulate(A, G, block=0):
+    """``G += A Aᵀ`` on the lower triangle (j ≤ i) only, for rows ``A`` (k, L), in register
+    blocks of 4 × 4 rows (``block`` 0) or 2 × 4 (1; see :data:`GRAM_BLOCKS`)."""
     k = A.shape[0]
-    for i0 in range(0, k, 4):
-        for j0 in range(0, i0 + 1, 4):
-            _gram_block(A, G, i0, j0)
+    if block == 1:
+        for i0 in range(0, k, 2):
+            for j0 in range(0, i0 + 2, 4):
+                _gram_block_2x4(A, G, i0, j0)
+    else:
+        for i0 in range(0, k, 4):
+            for j0 in range(0, i0 + 1, 4):
+                _gram_block(A, G, i0, j0)
 
 
 @kernel
@@ -204,15 +246,33 @@ def _combine_block(X, A, out, i0, j0):
 
 
 @kernel(fastmath=True)
+def _combine_row(X, A, out, i, j0):
+    """``out[j0:j0+4] += X[i, j0:j0+4] A_i``: one row left over after the blocks of four."""
+    x0, x1, x2, x3 = X[i, j0], X[i, j0 + 1], X[i, j0 + 2], X[i, j0 + 3]
+    a = A[i]
+    O0, O1, O2, O3 = out[j0], out[j0 + 1], out[j0 + 2], out[j0 + 3]
+    for t in range(a.shape[0]):
+        at = a[t]
+        O0[t] += x0 * at
+        O1[t] += x1 * at
+        O2[t] += x2 * at
+        O3[t] += x3 * at
+
+
+@kernel(fastmath=True)
 def combine_rows(X, A, out):
     """``out = Xᵀ A`` for coefficients ``X`` (k, r) and rows ``A`` (k, L); ``out`` (r, L)
-    must not overlap ``A``."""
+    must not overlap ``A``. Rows in blocks of four, the k mod 4 left over one at a time
+    (padding them to a block cost a fifth of the pass at k = 17)."""
     k, L = A.shape
     r = X.shape[1]
     r4 = r - r % 4
+    k4 = k - k % 4 if k >= 4 else 4        # k < 4: one padded block
     for j0 in range(0, r4, 4):
-        for i0 in range(0, k, 4):
+        for i0 in range(0, k4, 4):
             _combine_block(X, A, out, i0, j0)
+        for i in range(k4, k):
+            _combine_row(X, A, out, i, j0)
     for j in range(r4, r):
         o = out[j]
         o[:] = 0.0
