@@ -18,16 +18,21 @@ from ._jit import kernel
 @kernel(fastmath=True)
 def _adam(p, g, m, v, lr_t, b1, b2, eps_t):
     pf, gf, mf, vf = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
+    # constants in the parameters' dtype: float32 runs stay float32 (8-wide sqrt and divide)
+    f = p.dtype.type
+    lr_t, b1, b2, eps_t = f(lr_t), f(b1), f(b2), f(eps_t)
+    c1, c2 = f(1.0) - b1, f(1.0) - b2
     for i in range(pf.shape[0]):
         gi = gf[i]
-        mf[i] = b1 * mf[i] + (1.0 - b1) * gi
-        vf[i] = b2 * vf[i] + (1.0 - b2) * gi * gi
+        mf[i] = b1 * mf[i] + c1 * gi
+        vf[i] = b2 * vf[i] + c2 * gi * gi
         pf[i] -= lr_t * mf[i] / (np.sqrt(vf[i]) + eps_t)
 
 
 @kernel(fastmath=True)
 def _sgd(p, g, lr):
     pf, gf = p.reshape(-1), g.reshape(-1)
+    lr = p.dtype.type(lr)
     for i in range(pf.shape[0]):
         pf[i] -= lr * gf[i]
 
@@ -35,15 +40,16 @@ def _sgd(p, g, lr):
 @kernel(fastmath=True)
 def _scale_and_clip(g, scale, max_norm):
     """``g ← scale·g``, then ``g ← g·min(1, max_norm/‖g‖)`` (max_norm ≤ 0: no clipping);
-    returns ‖scale·g‖."""
+    returns ‖scale·g‖ (computed in g's dtype)."""
     gf = g.reshape(-1)
-    acc = 0.0
+    scale = g.dtype.type(scale)
+    acc = g.dtype.type(0.0)
     for i in range(gf.shape[0]):
         gf[i] *= scale
         acc += gf[i] * gf[i]
     norm = np.sqrt(acc)
     if max_norm > 0.0 and norm > max_norm:
-        c = max_norm / norm
+        c = g.dtype.type(max_norm) / norm
         for i in range(gf.shape[0]):
             gf[i] *= c
     return norm

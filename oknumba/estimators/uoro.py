@@ -45,14 +45,15 @@ def uoro_step(s_tilde, theta, s_prime, rows, D, rng_state, eps, dtheta, delta, d
         n_theta = np.sqrt(np.sum(theta[b] * theta[b]))
         n_sp = np.sqrt(np.sum(s_prime[b] * s_prime[b]))
         n_dth = np.sqrt(np.sum(dtheta * dtheta))
-        rho0 = np.sqrt((n_theta + eps) / (n_sp + eps))
-        rho1 = np.sqrt((n_dth + eps) / (np.sqrt(S) + eps))
+        # in the estimate's dtype: the a·P-long updates below stay float32 in float32 runs
+        rho0 = theta.dtype.type(np.sqrt((n_theta + eps) / (n_sp + eps)))
+        rho1 = theta.dtype.type(np.sqrt((n_dth + eps) / (np.sqrt(S) + eps)))
         for p in range(S):
             s_tilde[b, p] = rho0 * s_prime[b, p] + rho1 * nu[p]
         for q in range(theta.shape[1]):
             theta[b, q] = theta[b, q] / rho0 + dtheta[q] / rho1
         if with_gradient:
-            c = 0.0
+            c = theta.dtype.type(0.0)
             for p in range(S):
                 c += delta[b, p] * s_tilde[b, p]
             if c != 0.0:
