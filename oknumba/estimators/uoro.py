@@ -42,23 +42,37 @@ def uoro_step(s_tilde, theta, s_prime, rows, D, rng_state, eps, dtheta, delta, d
                 if rq != 0.0:
                     for j in range(P):
                         dtheta[q * P + j] += rq * v[j]
-        n_theta = np.sqrt(np.sum(theta[b] * theta[b]))
-        n_sp = np.sqrt(np.sum(s_prime[b] * s_prime[b]))
-        n_dth = np.sqrt(np.sum(dtheta * dtheta))
+        n_theta = _norm(theta[b])
+        n_sp = _norm(s_prime[b])
+        n_dth = _norm(dtheta)
         # in the estimate's dtype: the a·P-long updates below stay float32 in float32 runs
         rho0 = theta.dtype.type(np.sqrt((n_theta + eps) / (n_sp + eps)))
         rho1 = theta.dtype.type(np.sqrt((n_dth + eps) / (np.sqrt(S) + eps)))
         for p in range(S):
             s_tilde[b, p] = rho0 * s_prime[b, p] + rho1 * nu[p]
-        for q in range(theta.shape[1]):
-            theta[b, q] = theta[b, q] / rho0 + dtheta[q] / rho1
+        c = theta.dtype.type(0.0)
         if with_gradient:
-            c = theta.dtype.type(0.0)
             for p in range(S):
                 c += delta[b, p] * s_tilde[b, p]
-            if c != 0.0:
-                for q in range(theta.shape[1]):
-                    dW_flat[q] += c * theta[b, q]
+        # θ̃ ← θ̃/ρ₀ + δθ/ρ₁ and dW += (δ·s̃) θ̃ in one pass over the a·P entries
+        th = theta[b]
+        if with_gradient:
+            for q in range(th.shape[0]):
+                t = th[q] / rho0 + dtheta[q] / rho1
+                th[q] = t
+                dW_flat[q] += c * t
+        else:
+            for q in range(th.shape[0]):
+                th[q] = th[q] / rho0 + dtheta[q] / rho1
+
+
+@kernel(fastmath=True)
+def _norm(x):
+    """‖x‖ without a temporary array."""
+    acc = x.dtype.type(0.0)
+    for i in range(x.shape[0]):
+        acc += x[i] * x[i]
+    return np.sqrt(acc)
 
 
 @kernel
