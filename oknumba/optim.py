@@ -16,82 +16,82 @@ from ._jit import kernel
 
 
 @kernel(fastmath=True)
-def _adam(p, g, m, v, lr_t, b1, b2, eps_t):
+def _adam(p, g, m, v, lr_t, b1, b2, eps_t, gscale):
+    """One Adam step on ``p`` with the gradient ``gscale·g``; zeroes ``g`` in the same pass
+    (one pass over the four arrays)."""
     pf, gf, mf, vf = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
     # constants in the parameters' dtype: float32 runs stay float32 (8-wide sqrt and divide)
     f = p.dtype.type
-    lr_t, b1, b2, eps_t = f(lr_t), f(b1), f(b2), f(eps_t)
+    lr_t, b1, b2, eps_t, gscale = f(lr_t), f(b1), f(b2), f(eps_t), f(gscale)
     c1, c2 = f(1.0) - b1, f(1.0) - b2
     for i in range(pf.shape[0]):
-        gi = gf[i]
+        gi = gf[i] * gscale
+        gf[i] = 0.0
         mf[i] = b1 * mf[i] + c1 * gi
         vf[i] = b2 * vf[i] + c2 * gi * gi
         pf[i] -= lr_t * mf[i] / (np.sqrt(vf[i]) + eps_t)
 
 
 @kernel(fastmath=True)
-def _sgd(p, g, lr):
+def _sgd(p, g, lr, gscale):
+    """``p ← p − lr·gscale·g``, zeroing ``g`` in the same pass."""
     pf, gf = p.reshape(-1), g.reshape(-1)
-    lr = p.dtype.type(lr)
+    lr, gscale = p.dtype.type(lr), p.dtype.type(gscale)
     for i in range(pf.shape[0]):
-        pf[i] -= lr * gf[i]
+        pf[i] -= lr * (gf[i] * gscale)
+        gf[i] = 0.0
 
 
 @kernel(fastmath=True)
-def _scale_and_clip(g, scale, max_norm):
-    """``g ← scale·g``, then ``g ← g·min(1, max_norm/‖g‖)`` (max_norm ≤ 0: no clipping);
-    returns ‖scale·g‖ (computed in g's dtype)."""
+def _clip_scale(g, scale, max_norm):
+    """``(‖scale·g‖, c)`` with ``c = scale · min(1, max_norm/‖scale·g‖)`` (max_norm ≤ 0: no
+    clipping), in g's dtype: ``c·g`` is the scaled and clipped gradient. Reads g only."""
     gf = g.reshape(-1)
     scale = g.dtype.type(scale)
     acc = g.dtype.type(0.0)
     for i in range(gf.shape[0]):
-        gf[i] *= scale
-        acc += gf[i] * gf[i]
+        x = gf[i] * scale
+        acc += x * x
     norm = np.sqrt(acc)
+    c = scale
     if max_norm > 0.0 and norm > max_norm:
-        c = g.dtype.type(max_norm) / norm
-        for i in range(gf.shape[0]):
-            gf[i] *= c
-    return norm
+        c = scale * (g.dtype.type(max_norm) / norm)
+    return norm, c
 
 
 @kernel(fastmath=True)
 def _adam_pair(W, V, gW, gV, mW, vW, mV, vV, scale, max_norm, t, lr, b1, b2, eps):
-    """Scale, clip and apply Adam (step t ≥ 1) to both parameters of the model, then zero
-    the gradients. Bias corrections are folded into the step size and ε (equivalent)."""
-    nW = _scale_and_clip(gW, scale, max_norm)
-    nV = _scale_and_clip(gV, scale, max_norm)
+    """Scale, clip and apply Adam (step t ≥ 1) to both parameters of the model, zeroing the
+    gradients — two passes over each gradient (its norm, then the update). Bias corrections
+    are folded into the step size and ε (equivalent)."""
+    nW, cW = _clip_scale(gW, scale, max_norm)
+    nV, cV = _clip_scale(gV, scale, max_norm)
     c2 = np.sqrt(1.0 - b2 ** t)
     lr_t = lr * c2 / (1.0 - b1 ** t)
     eps_t = eps * c2
-    _adam(W, gW, mW, vW, lr_t, b1, b2, eps_t)
-    _adam(V, gV, mV, vV, lr_t, b1, b2, eps_t)
-    gW[:] = 0.0
-    gV[:] = 0.0
+    _adam(W, gW, mW, vW, lr_t, b1, b2, eps_t, cW)
+    _adam(V, gV, mV, vV, lr_t, b1, b2, eps_t, cV)
     return nW, nV
 
 
 @kernel(fastmath=True)
 def _sgd_pair(W, V, gW, gV, scale, max_norm, lr):
-    nW = _scale_and_clip(gW, scale, max_norm)
-    nV = _scale_and_clip(gV, scale, max_norm)
-    _sgd(W, gW, lr)
-    _sgd(V, gV, lr)
-    gW[:] = 0.0
-    gV[:] = 0.0
+    nW, cW = _clip_scale(gW, scale, max_norm)
+    nV, cV = _clip_scale(gV, scale, max_norm)
+    _sgd(W, gW, lr, cW)
+    _sgd(V, gV, lr, cV)
     return nW, nV
 
 
 def _update_each(params, grads, scale, clip, apply):
-    """Scale and clip every gradient, ``apply(key)`` the optimizer step to each parameter and
-    zero the gradients (models with more than the two parameters W, V: stacks). Returns the
-    norms before clipping, in ``params`` order."""
+    """Scale and clip every gradient, ``apply(key, c)`` the optimizer step to each parameter
+    with the gradient ``c·grads[key]`` (which zeroes it) — for models with more than the two
+    parameters W, V: stacks. Returns the norms before clipping, in ``params`` order."""
     max_norm = -1.0 if clip is None else float(clip)
-    norms = tuple(_scale_and_clip(grads[k], float(scale), max_norm) for k in params)
-    for k in params:
-        apply(k)
-        grads[k][:] = 0.0
-    return norms
+    clipped = [_clip_scale(grads[k], float(scale), max_norm) for k in params]
+    for k, (_, c) in zip(params, clipped):
+        apply(k, c)
+    return tuple(norm for norm, _ in clipped)
 
 
 class Adam:
@@ -113,8 +113,8 @@ class Adam:
             c2 = math.sqrt(1.0 - self.beta2 ** self.t)
             lr_t, eps_t = self.lr * c2 / (1.0 - self.beta1 ** self.t), self.eps * c2
             return _update_each(params, grads, scale, clip,
-                                lambda k: _adam(params[k], grads[k], m[k], v[k], lr_t, self.beta1,
-                                                self.beta2, eps_t))
+                                lambda k, c: _adam(params[k], grads[k], m[k], v[k], lr_t, self.beta1,
+                                                   self.beta2, eps_t, c))
         return _adam_pair(params["W"], params["V"], grads["W"], grads["V"], m["W"], v["W"],
                           m["V"], v["V"], float(scale), -1.0 if clip is None else float(clip),
                           self.t, self.lr, self.beta1, self.beta2, self.eps)
@@ -152,7 +152,7 @@ class SGD:
         """As :meth:`Adam.update`."""
         self.t += 1
         if len(params) != 2:
-            return _update_each(params, grads, scale, clip, lambda k: _sgd(params[k], grads[k], self.lr))
+            return _update_each(params, grads, scale, clip, lambda k, c: _sgd(params[k], grads[k], self.lr, c))
         return _sgd_pair(params["W"], params["V"], grads["W"], grads["V"], float(scale),
                          -1.0 if clip is None else float(clip), self.lr)
 

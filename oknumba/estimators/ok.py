@@ -178,13 +178,15 @@ def kron_stream_update(b, kind, mode, chunk, gram_block, H, Wr, X, us, rng_state
 def add_factor_gradient(us_b, proj_b, scale, dW):
     """``dW += scale · Σ_i outer(us_b[i], proj_b[i])`` for ``us_b`` (r, a), ``proj_b`` (r, P)."""
     r, a = us_b.shape
-    for i in range(r):
-        pr = proj_b[i]
-        for q in range(a):
+    P = proj_b.shape[1]
+    for q in range(a):          # each row of dW once, its r updates while it is in L1
+        dq = dW[q]
+        for i in range(r):
             c = scale * us_b[i, q]
             if c != 0.0:
-                for j in range(pr.shape[0]):
-                    dW[q, j] += c * pr[j]
+                pr = proj_b[i]
+                for j in range(P):
+                    dq[j] += c * pr[j]
 
 
 @kernel
