@@ -21,28 +21,31 @@ def _profile(cell, method, hidden, batch, dtype, threads, samples=3):
     return out["results"][0]
 
 
-class TrackPaperRatio:
-    """Step time ÷ bare product time at the paper's settings (target ≤ 1.3)."""
+class _TrackRatio:
+    """Step time ÷ bare product time for each of ``SETTINGS``."""
 
-    params = [list(PAPER_SETTINGS), DTYPES, THREAD_COUNTS]
+    SETTINGS = {}
     param_names = ["setting", "dtype", "threads"]
     unit = "ratio"
+
+    def track_step_over_bare_product(self, setting, dtype, threads):
+        return _profile(*self.SETTINGS[setting], dtype, threads)["ratio"]
+
+
+class TrackPaperRatio(_TrackRatio):
+    """At the paper's settings (target ≤ 1.3)."""
+
+    SETTINGS = PAPER_SETTINGS
+    params = [list(PAPER_SETTINGS), DTYPES, THREAD_COUNTS]
     timeout = 600
 
-    def track_step_over_bare_product(self, setting, dtype, threads):
-        return _profile(*PAPER_SETTINGS[setting], dtype, threads)["ratio"]
 
+class TrackBatchOneRatio(_TrackRatio):
+    """On one stream (target ≤ 1.5 for ok:4 and kf)."""
 
-class TrackBatchOneRatio:
-    """Step time ÷ bare product time on one stream (target ≤ 1.5 for ok:4 and kf)."""
-
+    SETTINGS = BATCH1_SETTINGS
     params = [list(BATCH1_SETTINGS), DTYPES, THREAD_COUNTS]
-    param_names = ["setting", "dtype", "threads"]
-    unit = "ratio"
     timeout = 300
-
-    def track_step_over_bare_product(self, setting, dtype, threads):
-        return _profile(*BATCH1_SETTINGS[setting], dtype, threads)["ratio"]
 
 
 class TrackSmallModelLatency:

@@ -15,6 +15,7 @@ import numpy as np
 from .._jit import kernel
 from .._rng import rademacher
 from .base import StochasticEstimator
+from .kf_kernels import _norm
 
 EPSILON = 1e-5
 
@@ -64,15 +65,6 @@ def uoro_step(s_tilde, theta, s_prime, rows, D, rng_state, eps, dtheta, delta, d
         else:
             for q in range(th.shape[0]):
                 th[q] = th[q] / rho0 + dtheta[q] / rho1
-
-
-@kernel(fastmath=True)
-def _norm(x):
-    """‖x‖ without a temporary array."""
-    acc = x.dtype.type(0.0)
-    for i in range(x.shape[0]):
-        acc += x[i] * x[i]
-    return np.sqrt(acc)
 
 
 @kernel
