@@ -16,7 +16,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -64,18 +63,12 @@ def main(argv=None):
     import oknumba
     import oknumba_base
 
+    from oknumba.profile.timing import interleaved_samples, reps_for
+
     setting = (args.cell, args.hidden, args.batch, args.dtype, args.threads, args.method)
     base, new = make_step(oknumba_base, *setting), make_step(oknumba, *setting)
-    t0 = time.perf_counter()
-    base()
-    reps = max(1, int(args.sample_seconds / (time.perf_counter() - t0)))
-    tb, tn = [], []
-    for _ in range(args.samples):
-        for fn, out in ((base, tb), (new, tn)):
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            out.append((time.perf_counter() - t0) / reps * 1e6)
+    reps = reps_for(base, args.sample_seconds)     # the same steps per sample on both sides
+    tb, tn = interleaved_samples([(base, reps), (new, reps)], args.samples)
     ratios = sorted(n / b for b, n in zip(tb, tn))
     q = len(ratios) // 4
     print(f"{args.cell} n={args.hidden} B={args.batch} {args.method} {args.dtype} threads={args.threads}:"

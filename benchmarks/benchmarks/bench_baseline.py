@@ -2,7 +2,6 @@
 (:mod:`_plain_numpy`: vanilla RNN, batch 1, row-scaled Jacobians) — plain µs ÷ oknumba µs per
 whole step, both measured in this process with interleaved samples, threads pinned for both."""
 import statistics
-import time
 
 import numpy as np
 
@@ -44,25 +43,13 @@ def make_pair(method, n, dtype, threads, plain_cls):
     return ours, plain
 
 
-def _sample(fn, reps):
-    t0 = time.perf_counter_ns()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter_ns() - t0) / 1e3 / reps
-
-
 def interleaved_medians(a, b, samples):
     """Median µs per call of ``a`` and of ``b`` over ``samples`` samples each, taken in turn
-    (a, b, a, b, …) so that a change in the machine's load hits both alike."""
-    reps = []
-    for fn in (a, b):
-        t0 = time.perf_counter()
-        fn()
-        reps.append(max(1, int(SAMPLE_SECONDS / max(time.perf_counter() - t0, 1e-7))))
-    ta, tb = [], []
-    for _ in range(samples):
-        ta.append(_sample(a, reps[0]))
-        tb.append(_sample(b, reps[1]))
+    (a, b, a, b, …) so that a change in the machine's load hits both alike — the profiler's
+    own sampling (:func:`oknumba.profile.timing.interleaved_samples`)."""
+    from oknumba.profile.timing import interleaved_samples, reps_for
+
+    ta, tb = interleaved_samples([(fn, reps_for(fn, SAMPLE_SECONDS)) for fn in (a, b)], samples)
     return statistics.median(ta), statistics.median(tb)
 
 

@@ -51,13 +51,12 @@ def uoro_step(s_tilde, theta, s_prime, rows, D, rng_state, eps, dtheta, delta, d
         rho1 = theta.dtype.type(np.sqrt((n_dth + eps) / (np.sqrt(S) + eps)))
         for p in range(S):
             s_tilde[b, p] = rho0 * s_prime[b, p] + rho1 * nu[p]
-        c = theta.dtype.type(0.0)
-        if with_gradient:
-            for p in range(S):
-                c += delta[b, p] * s_tilde[b, p]
-        # θ̃ ← θ̃/ρ₀ + δθ/ρ₁ and dW += (δ·s̃) θ̃ in one pass over the a·P entries
+        # θ̃ ← θ̃/ρ₀ + δθ/ρ₁, with the gradient dW += (δ·s̃) θ̃ in the same pass over a·P
         th = theta[b]
         if with_gradient:
+            c = theta.dtype.type(0.0)
+            for p in range(S):
+                c += delta[b, p] * s_tilde[b, p]
             for q in range(th.shape[0]):
                 t = th[q] / rho0 + dtheta[q] / rho1
                 th[q] = t

@@ -4,7 +4,8 @@ For each method × hidden size n this measures the median wall time of one whole
 :meth:`oknumba.OnlineLearner.step` (forward, Jacobians, estimator update, gradient, optimizer
 step, input checks — everything a user pays), the achieved GFLOP/s of the method's dominant
 product, and the ratio of the step to the **bare product** — ``numpy.matmul`` of stacked
-matrices of the same shapes, timed in the same process with the same dtype and threads.
+matrices of the same shapes, timed in the same process with the same dtype and threads,
+its samples alternating with the step's so that a change of the machine's load hits both.
 A ratio near 1 means the step is as fast as its dominant GEMM allows; a large ratio points at
 overhead (Python calls, reductions, memory traffic) outside that product.
 
