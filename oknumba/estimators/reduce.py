@@ -103,6 +103,20 @@ def reduce_terms(U, A, r, signs, offset, mode, out_U, out_A):
 # block shape covers any k; clamped rows get zero weight (combine) or are not written (Gram).
 
 
+@kernel
+def _add_lower_pairs(G, blk, i0, j0):
+    """``G[i0 + di, j0 + dj] += blk[di][dj]`` for the block's pairs inside G's lower triangle
+    (i < k, j ≤ i): a register block's sums (clamped rows past k are dropped)."""
+    k = G.shape[0]
+    for di in range(len(blk)):
+        i = i0 + di
+        if i < k:
+            for dj in range(len(blk[di])):
+                j = j0 + dj
+                if j <= i:
+                    G[i, j] += blk[di][dj]
+
+
 @kernel(fastmath=True)
 def _gram_block(A, G, i0, j0):
     """``G[i, j] += ⟨A_i, A_j⟩`` for the valid lower-triangle pairs of rows i0..i0+3 ×
@@ -132,15 +146,8 @@ def _gram_block(A, G, i0, j0):
         s31 += a3 * b1
         s32 += a3 * b2
         s33 += a3 * b3
-    blk = ((s00, s01, s02, s03), (s10, s11, s12, s13), (s20, s21, s22, s23),
-           (s30, s31, s32, s33))
-    for di in range(4):
-        i = i0 + di
-        if i < k:
-            for dj in range(4):
-                j = j0 + dj
-                if j <= i:
-                    G[i, j] += blk[di][dj]
+    _add_lower_pairs(G, ((s00, s01, s02, s03), (s10, s11, s12, s13), (s20, s21, s22, s23),
+                         (s30, s31, s32, s33)), i0, j0)
 
 
 @kernel(fastmath=True)
@@ -163,14 +170,7 @@ def _gram_block_2x4(A, G, i0, j0):
         s11 += a1 * b1
         s12 += a1 * b2
         s13 += a1 * b3
-    blk = ((s00, s01, s02, s03), (s10, s11, s12, s13))
-    for di in range(2):
-        i = i0 + di
-        if i < k:
-            for dj in range(4):
-                j = j0 + dj
-                if j <= i:
-                    G[i, j] += blk[di][dj]
+    _add_lower_pairs(G, ((s00, s01, s02, s03), (s10, s11, s12, s13)), i0, j0)
 
 
 #: register-block shapes of :func:`gram_lower_accumulate`; every pair's sum is the same
