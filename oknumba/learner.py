@@ -23,6 +23,7 @@ import numpy as np
 
 from ._jit import kernel
 from ._threads import StepThreads, pinned_threads
+from .fused import FusedStep
 from ._validate import check_positive_int
 from .estimators import make_estimator
 from .stack import make_stack_run
@@ -151,6 +152,7 @@ class OnlineLearner:
         self._out = np.zeros((B, model.n_out), dt)     # readout outputs of the current step
         self._g = np.zeros((B, model.n_out), dt)       # ∂L/∂out of the built-in loss
         self._pending = None                           # what forward() leaves for backward()
+        self._fused = None                             # the fused step (None: not built, False: none)
         self._grads = {k: np.zeros_like(p) for k, p in model.params.items()}
         self._grad_scale = dt.type(1.0 / B)
         self._kernel_params = self._kernel_snapshot(*model.check_params())   # what the kernels were checked for
@@ -266,13 +268,50 @@ class OnlineLearner:
         pin = self._step_threads
         old_threads = pin.pin() if pin is not None else None
         try:
-            out = self._forward(x, reset)
-            loss = self.model.readout.loss_grad(out, y, self._g)
-            self._backward(self._g)
+            loss = self._fused_step(x, y, reset)
+            if loss is None:
+                out = self._forward(x, reset)
+                loss = self.model.readout.loss_grad(out, y, self._g)
+                self._backward(self._g)
         finally:
             if old_threads is not None:
                 pin.restore(old_threads)
         return self._finish(loss, n_valid)
+
+    def _fused_step(self, x, y, reset):
+        """The step's kernels in one call (:mod:`oknumba.fused`; bit-identical to
+        :meth:`_forward`, the loss and :meth:`_backward`); returns the summed loss, or None
+        where this learner has no fused step."""
+        plan = self._fused
+        if plan is False or self._stacked:
+            return None
+        m, est = self.model, self._estimator
+        W, V = m._params["W"], m._params["V"]
+        kW, kV, shape_W, shape_V = self._kernel_params
+        if W is not kW or V is not kV or W.shape != shape_W or V.shape != shape_V:
+            self._adopt_params()
+        if plan is None or plan.params[0] is not W or plan.params[1] is not V:
+            plan = self._fused = FusedStep.build(self, x, y) or False
+            if plan is False:
+                return None
+        s_prev, s = self._state, self._s_new
+        if reset is not None and reset.any():
+            s_prev[reset] = 0.0
+            est.reset(reset)
+        self._pending = None
+        due = (self.steps + 1) % self.update_every == 0
+        t, opt_args = self._optimizer.start_fused_update() if due else (0, plan.idle_opt_args)
+        try:
+            loss, norm_W, norm_V = plan(x, y, s_prev, s, due, t, float(self._grad_scale),
+                                        -1.0 if self.clip is None else float(self.clip), opt_args)
+        except np.linalg.LinAlgError:
+            raise est.overflow_error() from None
+        self._state, self._s_new = s, s_prev
+        self.steps += 1
+        if due:
+            self.last_grad_norms = (norm_W, norm_V)
+            self.updates += 1
+        return loss
 
     def forward(self, x_t, reset=None):
         """The first half of a step, for a loss of one's own: advance the state on input

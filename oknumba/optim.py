@@ -83,6 +83,20 @@ def _sgd_pair(W, V, gW, gV, scale, max_norm, lr):
     return nW, nV
 
 
+@kernel
+def _adam_fused(W, V, gW, gV, scale, max_norm, t, args):
+    """:func:`_adam_pair` with the optimizer's arrays and constants in one tuple ``args``
+    (:meth:`Adam.fused_args`): the optimizer's part of the fused step (:mod:`oknumba.fused`)."""
+    mW, vW, mV, vV, lr, b1, b2, eps = args
+    return _adam_pair(W, V, gW, gV, mW, vW, mV, vV, scale, max_norm, t, lr, b1, b2, eps)
+
+
+@kernel
+def _sgd_fused(W, V, gW, gV, scale, max_norm, t, args):
+    """:func:`_sgd_pair` in the form of :func:`_adam_fused` (``args = (lr,)``)."""
+    return _sgd_pair(W, V, gW, gV, scale, max_norm, args[0])
+
+
 def _update_each(params, grads, scale, clip, apply):
     """Scale and clip every gradient, ``apply(key, c)`` the optimizer step to each parameter
     with the gradient ``c·grads[key]`` (which zeroes it) — for models with more than the two
@@ -94,8 +108,27 @@ def _update_each(params, grads, scale, clip, apply):
     return tuple(norm for norm, _ in clipped)
 
 
-class Adam:
+class Optimizer:
+    """What the optimizers share: the fused learner step's hooks (:mod:`oknumba.fused`).
+    Subclasses set ``fused_update_kernel`` (a kernel ``(W, V, gW, gV, scale, max_norm, t,
+    args)`` returning the two gradient norms) and :meth:`fused_args`."""
+
+    fused_update_kernel = None
+
+    def fused_args(self):
+        """The ``args`` tuple of ``fused_update_kernel``, as :meth:`update` would pass them."""
+        raise NotImplementedError
+
+    def start_fused_update(self):
+        """Count an update that the fused learner step applies; returns ``(t, args)``."""
+        self.t += 1
+        return self.t, self.fused_args()
+
+
+class Adam(Optimizer):
     name = "adam"
+    #: the update of the fused learner step (:mod:`oknumba.fused`)
+    fused_update_kernel = staticmethod(_adam_fused)
 
     def __init__(self, params, lr=10 ** -3.5, beta1=0.9, beta2=0.999, eps=1e-8):
         self.lr, self.beta1, self.beta2, self.eps = float(lr), beta1, beta2, eps
@@ -119,6 +152,10 @@ class Adam:
                           m["V"], v["V"], float(scale), -1.0 if clip is None else float(clip),
                           self.t, self.lr, self.beta1, self.beta2, self.eps)
 
+    def fused_args(self):
+        m, v = self.m, self.v
+        return (m["W"], v["W"], m["V"], v["V"], self.lr, self.beta1, self.beta2, self.eps)
+
     def count_update(self):
         """Advance the step counter for an update applied elsewhere (the GPU path) and return
         that update's constants ``(lr_t, eps_t)``: the bias corrections folded into the step
@@ -141,8 +178,9 @@ class Adam:
             self.v[k][...] = d[f"v.{k}"]
 
 
-class SGD:
+class SGD(Optimizer):
     name = "sgd"
+    fused_update_kernel = staticmethod(_sgd_fused)
 
     def __init__(self, params, lr=1e-2):
         self.lr = float(lr)
@@ -155,6 +193,9 @@ class SGD:
             return _update_each(params, grads, scale, clip, lambda k, c: _sgd(params[k], grads[k], self.lr, c))
         return _sgd_pair(params["W"], params["V"], grads["W"], grads["V"], float(scale),
                          -1.0 if clip is None else float(clip), self.lr)
+
+    def fused_args(self):
+        return (self.lr,)
 
     def count_update(self):
         """Advance the step counter for an update applied elsewhere (the GPU path); returns

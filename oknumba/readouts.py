@@ -187,6 +187,8 @@ class SoftmaxReadout(Readout):
 
     name = "softmax"
     target_doc = "class ids in [0, n_out) with -1 = no target"
+    #: the kernel behind :meth:`loss_grad` (for the fused learner step, :mod:`oknumba.fused`)
+    loss_grad_kernel = staticmethod(softmax_loss_grad)
 
     def check_targets(self, ys, name, lead, n_out, dtype):
         y = np.asarray(ys)
@@ -204,7 +206,7 @@ class SoftmaxReadout(Readout):
         return int(np.count_nonzero(y >= 0))
 
     def loss_grad(self, out, y, g):
-        return softmax_loss_grad(out, y, g)
+        return self.loss_grad_kernel(out, y, g)
 
     def loss(self, out, y, per_stream):
         return softmax_loss(out, y, per_stream)
@@ -219,6 +221,7 @@ class LinearReadout(Readout):
 
     name = "linear"
     target_doc = "real values with NaN = no target"
+    loss_grad_kernel = staticmethod(squared_loss_grad)
 
     def check_targets(self, ys, name, lead, n_out, dtype):
         y = np.asarray(ys)
@@ -237,7 +240,7 @@ class LinearReadout(Readout):
         return int(_finite_or_nan_count(y.reshape(-1, y.shape[-1])))
 
     def loss_grad(self, out, y, g):
-        return squared_loss_grad(out, y, g)
+        return self.loss_grad_kernel(out, y, g)
 
     def loss(self, out, y, per_stream):
         return squared_loss(out, y, per_stream)

@@ -44,6 +44,9 @@ class Cell:
     per step) sets ``max_depth`` > 1 and takes ``depth`` in its constructor."""
 
     kernels: CellKernels = None
+    #: further :class:`CellKernels` an instance may use instead of ``kernels`` (e.g. the deep
+    #: RHN's), listed so that the fused learner step (:mod:`oknumba.fused`) knows them
+    variant_kernels = ()
     #: largest ``depth`` the cell takes (1: no depth option)
     max_depth = 1
     depth = 1

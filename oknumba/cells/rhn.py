@@ -259,6 +259,7 @@ class RHN(Cell):
     n_blocks = 2
     max_depth = 10
     kernels = CellKernels(_forward, _fill_D, _fill_H, _jvp)
+    variant_kernels = (DEEP_KERNELS,)
 
     def __init__(self, n_in, n_hidden, depth=1):
         depth = check_positive_int(depth, "depth")

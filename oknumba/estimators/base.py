@@ -70,6 +70,22 @@ class Estimator:
     def before_update(self, dW):
         """Called before each optimizer update (nothing to do for influence estimators)."""
 
+    #: a kernel ``(cell_id, W, s_prev, s, rows, aux, D, H, delta, dW, args)`` doing what
+    #: :meth:`step` does, for the fused learner step (:mod:`oknumba.fused`); None: no fusing
+    fused_step_kernel = None
+
+    def fused_step_args(self):
+        """The ``args`` tuple of ``fused_step_kernel`` (the estimator's own arrays and
+        settings, as :meth:`step` passes them), or None where :meth:`step` cannot be fused."""
+        return None
+
+    def overflow_error(self):
+        """The error for a ``LinAlgError`` inside the method's kernels (the OK reduction meets
+        inf/NaN when the products overflowed)."""
+        return FloatingPointError(f"the {self.method} influence estimate overflowed {self.dtype.name}"
+                                  " (inputs or weights too large): lower lr, scale the inputs or use"
+                                  " float64")
+
     def dense(self):
         raise NotImplementedError
 

@@ -225,6 +225,15 @@ def kron_step(kind, mode, chunk, gram_block, H, Wr, X, us, rng_state, rows, D, w
             add_projected_gradient(X[b], v[b], us[b], proj[b], scale, dW)
 
 
+@kernel
+def kron_fused_step(cell_id, W, s_prev, s, rows, aux, D, H, delta, dW, args):
+    """:meth:`KroneckerSumEstimator.step` inside the fused learner step (:mod:`oknumba.fused`):
+    :func:`kron_step` with the gradient."""
+    kind, mode, chunk, gram_block, Wr, X, us, rng_state, work, scale = args
+    kron_step(kind, mode, chunk, gram_block, H, Wr, X, us, rng_state, rows, D, work, delta, scale,
+              dW, True)
+
+
 @kernel(parallel=True)
 def kron_step_parallel(kind, mode, chunk, gram_block, H, Wr, X, us, rng_state, rows, D, work,
                        delta, scale, dW, with_gradient):
@@ -311,6 +320,7 @@ class KroneckerSumEstimator(StochasticEstimator):
     (module docstring). Subclasses choose the rule (``_kind``, ``_mode``)."""
 
     takes_rank = True
+    fused_step_kernel = staticmethod(kron_fused_step)
     #: G̃ = gradient_scale · Σ_i u_i ⊗ A_i (1/r for the r-KF-RTRL average)
     gradient_scale = 1.0
     _kind = KIND_OK
@@ -360,20 +370,29 @@ class KroneckerSumEstimator(StochasticEstimator):
     def step(self, W, s_prev, s, rows, aux, D, H, delta, dW):
         self._step(H, rows, D, delta, dW, True)
 
+    def _parallel(self):
+        return use_parallel_streams(self.batch, self.cell.S * self.cell.P, self.threads)
+
     def _step(self, H, rows, D, delta, dW, with_gradient):
         args = (self._kind, self._mode, self.chunk, self._gram_block, H, self.term_rows, self.X, self.us,
                 self.rng_state, rows, D, self._work, delta, self.dtype.type(self.gradient_scale),
                 dW, with_gradient)
         try:
-            if use_parallel_streams(self.batch, self.cell.S * self.cell.P, self.threads):
+            if self._parallel():
                 with blas_single_threaded(), numba_threads(self.threads):
                     kron_step_parallel(*args)
             else:
                 kron_step(*args)
-        except np.linalg.LinAlgError:     # the reduction met inf/NaN: the products overflowed
-            raise FloatingPointError(f"the {self.method} influence estimate overflowed {self.dtype.name}"
-                                     " (inputs or weights too large): lower lr, scale the inputs or use"
-                                     " float64") from None
+        except np.linalg.LinAlgError:
+            raise self.overflow_error() from None
+
+    def fused_step_args(self):
+        # the streams-over-threads kernel stays a call of its own (and with threads=None the
+        # choice between the two can change from step to step)
+        if self._parallel() or (self.threads is None and self.batch > 1):
+            return None
+        return (self._kind, self._mode, self.chunk, self._gram_block, self.term_rows, self.X, self.us,
+                self.rng_state, self._work, self.dtype.type(self.gradient_scale))
 
     def add_gradient(self, delta, dW):
         add_stored_gradient(self.term_rows, self.X, self.us, delta,

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._jit import kernel
 from .._rng import rademacher
+from ..fused import by_id
 from .base import StochasticEstimator
 from .kf_kernels import _norm
 
@@ -67,6 +68,15 @@ def uoro_step(s_tilde, theta, s_prime, rows, D, rng_state, eps, dtheta, delta, d
 
 
 @kernel
+def uoro_fused_step(cell_id, W, s_prev, s, rows, aux, D, H, delta, dW, args):
+    """:meth:`UORO.step` inside the fused learner step: the cell's ``s' = H s̃`` (its jvp
+    kernel, by number), then :func:`uoro_step` with the gradient."""
+    s_tilde, theta, s_prime, rng_state, eps, dtheta = args
+    by_id("cell.jvp", cell_id, W, s_prev, s, rows, aux, s_tilde, s_prime)
+    uoro_step(s_tilde, theta, s_prime, rows, D, rng_state, eps, dtheta, delta, dW, True)
+
+
+@kernel
 def _uoro_gradient(s_tilde, theta, delta, dW_flat):
     for b in range(s_tilde.shape[0]):
         c = np.dot(delta[b], s_tilde[b])
@@ -79,6 +89,7 @@ class UORO(StochasticEstimator):
 
     method = "uoro"
     needs_H = False
+    fused_step_kernel = staticmethod(uoro_fused_step)
 
     def __init__(self, cell, batch, dtype, seed=None):
         super().__init__(cell, batch, dtype, seed)
@@ -96,6 +107,10 @@ class UORO(StochasticEstimator):
         self.cell.jvp(W, s_prev, s, rows, aux, self.s_tilde, self._s_prime)
         uoro_step(self.s_tilde, self.theta, self._s_prime, rows, D, self.rng_state,
                   self.dtype.type(EPSILON), self._dtheta, delta, dW, with_gradient)
+
+    def fused_step_args(self):
+        return (self.s_tilde, self.theta, self._s_prime, self.rng_state, self.dtype.type(EPSILON),
+                self._dtheta)
 
     def update(self, W, s_prev, s, rows, aux, D, H):
         self._run(W, s_prev, s, rows, aux, D, *self._no_grad, False)

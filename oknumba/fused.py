@@ -1,0 +1,191 @@
+"""One kernel per learner step: the whole :meth:`oknumba.OnlineLearner.step` in a single call.
+
+A step of a small model is a dozen kernel calls of a few microseconds each (cell forward and
+Jacobians, readout outputs, loss gradient, readout backward, the method's influence update and
+gradient, the optimizer), and each call costs 0.3–1 µs of Numba dispatch plus the Python
+between them — at n = 32 that was half of a UORO step. :func:`learner_step` makes the very
+same calls, in the same order, from inside one compiled kernel, so it gives bit-identical
+results (a test compares it with the separate calls of ``forward``/``backward``).
+
+Numba cannot take a kernel as an argument of a cached kernel, so the kernels are chosen by
+number: :func:`by_id` ``(table, i, *args)`` calls the ``i``-th kernel of a table at compile
+time (``table`` and ``i`` are literals of the compiled signature). The tables are built from
+the registries — cells (:data:`oknumba.cells.CELLS`, each cell's ``kernels`` and
+``variant_kernels``), readouts (``loss_grad_kernel``), methods (the estimator's
+``fused_step_kernel``) and optimizers (``fused_update_kernel``) — and hold only what the
+package itself defines, in registration order: the numbers, and so the cached machine code,
+are the same in every process. A cell, readout, method or optimizer registered from outside
+the package (or one without a fused kernel) simply runs the separate calls.
+
+``OKNUMBA_FUSED=0`` turns the fused step off (for comparisons).
+"""
+import os
+
+import numba
+import numpy as np
+from numba import types
+from numba.core.errors import TypingError
+from numba.extending import overload
+
+from ._jit import kernel
+from .readouts import readout_backward, readout_outputs
+
+ENABLED = os.environ.get("OKNUMBA_FUSED", "1") != "0"
+_PACKAGE = __name__.rsplit(".", 1)[0]
+
+
+def _ours(obj):
+    return getattr(obj, "__module__", "").split(".")[0] == _PACKAGE
+
+
+def _cell_kernel_sets():
+    from .cells import CELLS
+
+    sets = []
+    for cls in CELLS.values():
+        if _ours(cls):
+            for ks in (cls.kernels, *cls.variant_kernels):
+                if ks not in sets:
+                    sets.append(ks)
+    return sets
+
+
+def _unique(items):
+    out = []
+    for f in items:
+        if f is not None and f not in out:
+            out.append(f)
+    return out
+
+
+def _readout_kernels():
+    from .readouts import READOUTS
+
+    return _unique(getattr(r, "loss_grad_kernel", None) for r in READOUTS.values() if _ours(type(r)))
+
+
+def _estimator_kernels():
+    from .methods import METHODS
+
+    return _unique(getattr(i.estimator, "fused_step_kernel", None) for i in METHODS.values()
+                   if i.estimator is not None and _ours(i.estimator))
+
+
+def _optimizer_kernels():
+    from .optim import OPTIMIZERS
+
+    return _unique(getattr(c, "fused_update_kernel", None) for c in OPTIMIZERS.values() if _ours(c))
+
+
+#: table name -> function returning its kernels, in a fixed order
+TABLES = {
+    "cell.forward": lambda: [ks.forward for ks in _cell_kernel_sets()],
+    "cell.fill_D": lambda: [ks.fill_D for ks in _cell_kernel_sets()],
+    "cell.fill_H": lambda: [ks.fill_H for ks in _cell_kernel_sets()],
+    "cell.jvp": lambda: [ks.jvp for ks in _cell_kernel_sets()],
+    "readout.loss_grad": _readout_kernels,
+    "estimator.step": _estimator_kernels,
+    "optimizer.update": _optimizer_kernels,
+}
+
+
+def kernel_id(table, fn):
+    """The number of kernel ``fn`` in ``table`` (for :func:`by_id`), None if not there."""
+    kernels = TABLES[table]()
+    return kernels.index(fn) if fn in kernels else None
+
+
+def by_id(table, i, *args):
+    """``TABLES[table]()[i](*args)``, resolved when the calling kernel is compiled (``table``
+    a string constant, ``i`` an integer literal of the compiled signature). Jitted code only."""
+    raise TypeError("by_id is only callable from jitted code")
+
+
+@overload(by_id)
+def _by_id(table, i, *args):
+    if not isinstance(table, types.StringLiteral) or not isinstance(i, types.IntegerLiteral):
+        raise TypingError(f"by_id needs a constant table name and an integer literal, got {table}, {i}")
+    f = TABLES[table.literal_value]()[i.literal_value]
+
+    def impl(table, i, *args):
+        return f(*args)
+
+    return impl
+
+
+@kernel
+def learner_step(cell_id, readout_id, method_id, optimizer_id, want_H, W, V, x, y, s_prev, s, rows,
+                 aux, D, H, out, g, dV, delta, dW, est, due, t, scale, max_norm, opt):
+    """One learner step (:meth:`oknumba.OnlineLearner.step` after its input checks): the
+    cell's forward step and Jacobians, ``out = [h, 1] V``, the readout's loss and
+    ``g = ∂L/∂out``, ``dV += [h, 1]ᵀ g`` and ``δ = g V[:n]ᵀ``, the method's influence update
+    and gradient ``dW += δᵀ G̃``, and when ``due`` the optimizer's update number ``t`` of the
+    clipped (``max_norm``) gradients times ``scale``. Returns ``(loss, ‖g_W‖, ‖g_V‖)``
+    (norms 0 without an update)."""
+    by_id("cell.forward", cell_id, W, x, s_prev, s, rows, aux)
+    by_id("cell.fill_D", cell_id, W, s_prev, s, rows, aux, D)
+    if want_H:
+        by_id("cell.fill_H", cell_id, W, s_prev, s, rows, aux, H)
+    n = V.shape[0] - 1
+    readout_outputs(V, s, n, out)
+    loss = by_id("readout.loss_grad", readout_id, out, y, g)
+    readout_backward(V, s, n, g, dV, delta)
+    by_id("estimator.step", method_id, cell_id, W, s_prev, s, rows, aux, D, H, delta, dW, est)
+    norm_W = norm_V = 0.0
+    if due:
+        norm_W, norm_V = by_id("optimizer.update", optimizer_id, W, V, dW, dV, scale, max_norm, t, opt)
+    return loss, norm_W, norm_V
+
+
+def _writable_c(a):
+    """``a`` itself if it is a writable, aligned C-contiguous array (the layout the compiled
+    signature was made for), else a copy that is."""
+    f = a.flags
+    return a if f.c_contiguous and f.writeable and f.aligned else np.array(a, order="C")
+
+
+class FusedStep:
+    """A learner's compiled :func:`learner_step` (built by :meth:`build`): the compiled
+    function for exactly the argument types of this learner's arrays, called without Numba's
+    per-call type dispatch."""
+
+    def __init__(self, entry, head, tail, idle_opt_args):
+        self._entry, self._head, self._tail = entry, head, tail
+        #: the optimizer's arguments for steps without an update (unused there; same types)
+        self.idle_opt_args = idle_opt_args
+        #: the parameter arrays the step was compiled and bound for
+        self.params = head[5:7]
+
+    @classmethod
+    def build(cls, learner, x, y):
+        """The fused step of a CPU single-layer ``learner``, or None when one of its parts has
+        no fused kernel (then the learner makes the separate calls). ``x``, ``y``: a step's
+        checked inputs and targets (their types are compiled for)."""
+        if not ENABLED or learner._gpu is not None or learner._stacked:
+            return None
+        m, est, opt = learner.model, learner._estimator, learner._optimizer
+        est_args = est.fused_step_args()
+        if est_args is None:
+            return None
+        ids = (kernel_id("cell.forward", m.cell.kernels.forward),
+               kernel_id("readout.loss_grad", getattr(m.readout, "loss_grad_kernel", None)),
+               kernel_id("estimator.step", getattr(type(est), "fused_step_kernel", None)),
+               kernel_id("optimizer.update", getattr(type(opt), "fused_update_kernel", None)))
+        if any(i is None for i in ids) or TABLES["cell.jvp"]()[ids[0]] is not m.cell.kernels.jvp:
+            return None
+        W, V = m._params["W"], m._params["V"]
+        buf = learner._buf
+        rows, D, H, delta = est.cell_buffers(buf, learner._delta, learner.steps)
+        head = (*ids, H.size > 0, W, V)
+        tail = (rows, buf["aux"], D, H, learner._out, learner._g, learner._grads["V"], delta,
+                learner._grads["W"], est_args)
+        idle = opt.fused_args()
+        sample = (*head, _writable_c(x), _writable_c(y), learner._state, learner._s_new, *tail,
+                  True, 1, 1.0, 1.0, idle)
+        sig = tuple(types.literal(a) if k < 4 else numba.typeof(a) for k, a in enumerate(sample))
+        return cls(learner_step.compile(sig), head, tail, idle)
+
+    def __call__(self, x, y, s_prev, s, due, t, scale, max_norm, opt_args):
+        """Run the step; returns ``(loss, ‖g_W‖, ‖g_V‖)``."""
+        return self._entry(*self._head, _writable_c(x), _writable_c(y), s_prev, s, *self._tail,
+                           due, t, scale, max_norm, opt_args)
