@@ -16,6 +16,10 @@ with a clock read between them (a test checks that it trains bit-identically; th
 * ``optimizer`` — clipping and the Adam/SGD update;
 * ``glue`` — everything else: input checks, thread pinning, Python between the calls.
 
+The phases are the separate calls of ``forward``/``backward``; where the learner's ``step``
+runs them as one kernel (:mod:`oknumba.fused`) the step's own time (``µs/step``) is that of
+the fused call, and the separate calls' dispatch and glue is what fusing saves.
+
 Phases are medians over the samples of their mean per step, so they can sum to a little
 more or less than the step's median.
 """
