@@ -15,7 +15,9 @@ the registries — cells (:data:`oknumba.cells.CELLS`, each cell's ``kernels`` a
 ``fused_step_kernel``) and optimizers (``fused_update_kernel``) — and hold only what the
 package itself defines, in registration order: the numbers, and so the cached machine code,
 are the same in every process. A cell, readout, method or optimizer registered from outside
-the package (or one without a fused kernel) simply runs the separate calls.
+the package (or one without a fused kernel), a subclass defined outside it, or an instance
+whose method was replaced (checked when the step is built, at the first step and after the
+parameters are replaced) simply runs the separate calls.
 
 ``OKNUMBA_FUSED=0`` turns the fused step off (for comparisons).
 """
@@ -36,6 +38,13 @@ _PACKAGE = __name__.rsplit(".", 1)[0]
 
 def _ours(obj):
     return getattr(obj, "__module__", "").split(".")[0] == _PACKAGE
+
+
+def _replaced_on_instance(obj):
+    """Whether a method of ``obj``'s class has been replaced on the instance itself (a wrapper
+    that records or changes what the method does, for example): the fused kernels would skip it."""
+    cls = type(obj)
+    return any(callable(v) and callable(getattr(cls, k, None)) for k, v in getattr(obj, "__dict__", {}).items())
 
 
 def _cell_kernel_sets():
@@ -164,14 +173,20 @@ class FusedStep:
         if not ENABLED or learner._gpu is not None or learner._stacked:
             return None
         m, est, opt = learner.model, learner._estimator, learner._optimizer
+        # a subclass from outside the package, or a method replaced on an instance, may change
+        # what the kernels do: separate calls
+        parts = (m.cell, m.readout, est, opt)
+        if not all(_ours(type(o)) and not _replaced_on_instance(o) for o in parts):
+            return None
         est_args = est.fused_step_args()
         if est_args is None:
             return None
-        ids = (kernel_id("cell.forward", m.cell.kernels.forward),
+        cell_sets = _cell_kernel_sets()
+        ids = (cell_sets.index(m.cell.kernels) if m.cell.kernels in cell_sets else None,
                kernel_id("readout.loss_grad", getattr(m.readout, "loss_grad_kernel", None)),
                kernel_id("estimator.step", getattr(type(est), "fused_step_kernel", None)),
                kernel_id("optimizer.update", getattr(type(opt), "fused_update_kernel", None)))
-        if any(i is None for i in ids) or TABLES["cell.jvp"]()[ids[0]] is not m.cell.kernels.jvp:
+        if any(i is None for i in ids):
             return None
         W, V = m._params["W"], m._params["V"]
         buf = learner._buf

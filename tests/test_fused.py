@@ -94,6 +94,18 @@ def test_outside_cell_runs_the_separate_calls():
         name = "outside-test-cell"
         kernels = CellKernels(forward, k.fill_D, k.fill_H, k.jvp)
 
+    class OutsideFillD(vanilla):     # the package's forward, a fill_D of its own
+        name = "outside-test-cell-2"
+        kernels = CellKernels(k.forward, njit(lambda W, s_prev, s, rows, aux, D: k.fill_D(
+            W, s_prev, s, rows, aux, D)), k.fill_H, k.jvp)
+
+    register_cell(OutsideFillD)
+    try:
+        learner = OnlineLearner(RNN("outside-test-cell-2", 3, 4, 3, seed=0), "kf", threads=1)
+        learner.step(np.ones((1, 3)), np.zeros(1, np.int64))
+        assert learner._fused is False
+    finally:
+        del CELLS["outside-test-cell-2"]
     register_cell(Outside)
     try:
         assert kernel_id("cell.forward", forward) is None
@@ -127,3 +139,40 @@ def test_read_only_inputs_are_copied_for_the_compiled_layout():
 def test_by_id_only_in_jitted_code():
     with pytest.raises(TypeError, match="jitted"):
         by_id("cell.forward", 0)
+
+
+def test_outside_readout_subclass_runs_the_separate_calls():
+    from oknumba.readouts import READOUTS, SoftmaxReadout, register_readout
+
+    class Scaled(SoftmaxReadout):    # inherits the package's kernel but changes the loss
+        name = "scaled-softmax-test"
+
+        def loss_grad(self, out, y, g):
+            loss = super().loss_grad(out, y, g)
+            g *= 2.0
+            return 2.0 * loss
+
+    register_readout(Scaled())
+    try:
+        model = RNN("vanilla", 3, 4, 3, seed=0, readout="scaled-softmax-test")
+        learner = OnlineLearner(model, "uoro", threads=1)
+        learner.step(np.ones((1, 3)), np.zeros(1, np.int64))
+        assert learner._fused is False
+    finally:
+        del READOUTS["scaled-softmax-test"]
+
+
+def test_method_replaced_on_an_instance_runs_the_separate_calls():
+    """A wrapper put on the optimizer (as conftest.record_updates does) is still called."""
+    learner = OnlineLearner(RNN("vanilla", 3, 4, 3, seed=0), "uoro", threads=1, optimizer="sgd")
+    calls = []
+    update = learner.optimizer.update
+
+    def wrapped(params, grads, *args):
+        calls.append(1)
+        return update(params, grads, *args)
+
+    learner.optimizer.update = wrapped
+    for _ in range(3):
+        learner.step(np.ones((1, 3)), np.zeros(1, np.int64))
+    assert learner._fused is False and len(calls) == 3
