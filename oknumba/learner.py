@@ -134,6 +134,8 @@ class OnlineLearner:
         self.truncation = getattr(est.estimators[0] if stacked else est, "truncation", None)
         est.threads = threads
         self._step_threads = None if threads is None else StepThreads(threads)
+        #: the pin around a fused step (:mod:`oknumba.fused`: compiled code only)
+        self._kernel_threads = None if threads is None else self._step_threads.for_kernels()
         if est.update_interval is not None:       # the method fixes the update period
             if update_every not in (1, est.update_interval):
                 raise ValueError(f"for {method!r} the update interval is {est.update_interval}"
@@ -265,7 +267,7 @@ class OnlineLearner:
                 self.last_grad_norms = norms
                 self.updates += 1
             return self._finish(loss, n_valid)
-        pin = self._step_threads
+        pin = self._kernel_threads if self._fused else self._step_threads
         old_threads = pin.pin() if pin is not None else None
         try:
             loss = self._fused_step(x, y, reset)

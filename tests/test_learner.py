@@ -298,6 +298,31 @@ def test_step_pins_blas_threads_and_puts_them_back():
     assert not all(private)                      # numpy's BLAS is put back
 
 
+def test_fused_step_pins_only_the_blas_its_kernels_call():
+    """The fused step (compiled code only) pins scipy's bundled BLAS, the one Numba's kernels
+    call, and leaves numpy's alone; without a bundled copy it pins every BLAS."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from oknumba._threads import StepThreads
+
+    model = oknumba.RNN("vanilla", 3, 6, 3, seed=0)
+    learner = oknumba.OnlineLearner(model, "ok", rank=2, batch=1, threads=1)
+    x, y = np.eye(3)[[0]], np.array([1])
+    learner.step(x, y)
+    assert learner._fused                        # the next steps run the fused kernel
+    with threadpool_limits(limits=2, user_api="blas"):
+        blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+        private = [os.sep + "scipy.libs" + os.sep in lib["filepath"] for lib in blas]
+        pin = StepThreads(1).for_kernels()
+        old = pin.pin()
+        inside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        pin.restore(old)
+        learner.step(x, y)
+        after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert inside == [1 if p or not any(private) else 2 for p in private]
+    assert after == [1 if p else 2 for p in private]       # numpy's BLAS: put back or untouched
+
+
 def test_replaced_or_reshaped_params_are_refused_before_a_kernel_reads_them():
     model = oknumba.RNN("gru", 3, 5, 3, seed=0)
     learner = oknumba.OnlineLearner(model, "kf", batch=2)
