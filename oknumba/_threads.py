@@ -1,5 +1,6 @@
 """Pinning Numba and BLAS threads together, and restoring them afterwards."""
 import contextlib
+import copy
 import os
 
 import numba
@@ -83,8 +84,7 @@ class StepThreads:
         the fused learner step) — else every BLAS, as :meth:`pin`."""
         if not any(not restore for *_, restore in self._raw + self._libs):
             return self
-        pin = object.__new__(StepThreads)
-        pin.n = self.n
+        pin = copy.copy(self)
         pin._raw = [e for e in self._raw if not e[-1]]
         pin._libs = [e for e in self._libs if not e[-1]]
         return pin

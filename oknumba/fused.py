@@ -44,7 +44,8 @@ def _replaced_on_instance(obj):
     """Whether a method of ``obj``'s class has been replaced on the instance itself (a wrapper
     that records or changes what the method does, for example): the fused kernels would skip it."""
     cls = type(obj)
-    return any(callable(v) and callable(getattr(cls, k, None)) for k, v in getattr(obj, "__dict__", {}).items())
+    return any(callable(v) and callable(getattr(cls, k, None))
+               for k, v in getattr(obj, "__dict__", {}).items())
 
 
 def _cell_kernel_sets():

@@ -9,11 +9,11 @@ The difference is the Python around the kernel: input checks, the BLAS pin, the 
 counter, argument unboxing of the step's own call. Run nothing else meanwhile; name the CPU.
 """
 import argparse
-import time
 
 import numpy as np
 
 import oknumba
+from oknumba.profile.timing import interleaved_samples
 
 
 def main():
@@ -35,24 +35,18 @@ def main():
     if not plan:
         raise SystemExit(f"{a.method} has no fused step here (see oknumba.fused)")
 
-    def kernel_only(n):
-        for _ in range(n):
-            t, args = opt.start_fused_update()
-            plan._entry(*plan._head, x, y, learner._state, learner._s_new, *plan._tail,
-                        True, t, 1.0, -1.0, args)
+    def kernel_only():
+        t, args = opt.start_fused_update()
+        plan._entry(*plan._head, x, y, learner._state, learner._s_new, *plan._tail,
+                    True, t, 1.0, -1.0, args)
 
-    def whole_step(n):
-        for _ in range(n):
-            learner.step(x, y)
+    def whole_step():
+        learner.step(x, y)
 
-    times = {"step": [], "kernel": []}
     with learner.pinned():
-        for _ in range(a.samples):              # interleaved samples
-            for name, f in (("step", whole_step), ("kernel", kernel_only)):
-                t0 = time.perf_counter()
-                f(a.steps)
-                times[name].append((time.perf_counter() - t0) / a.steps * 1e6)
-    med = {k: float(np.median(v)) for k, v in times.items()}
+        step_us, kernel_us = interleaved_samples([(whole_step, a.steps), (kernel_only, a.steps)],
+                                                 a.samples)
+    med = {"step": float(np.median(step_us)), "kernel": float(np.median(kernel_us))}
     print(f"{a.method} n={a.hidden}: step {med['step']:.2f} µs, kernel {med['kernel']:.2f} µs, "
           f"around it {med['step'] - med['kernel']:.2f} µs")
 
