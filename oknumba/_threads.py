@@ -76,6 +76,7 @@ class StepThreads:
                 self._raw.append((*raw, restore))
             else:
                 self._libs.append((lib, restore))
+        self._restores = any(restore for *_, restore in self._raw + self._libs)
 
     def for_kernels(self):
         """The same pin for the BLAS that compiled kernels call (Numba's ``np.dot`` goes
@@ -87,10 +88,11 @@ class StepThreads:
         pin = copy.copy(self)
         pin._raw = [e for e in self._raw if not e[-1]]
         pin._libs = [e for e in self._libs if not e[-1]]
+        pin._restores = False
         return pin
 
     def pin(self):
-        """Set ``n`` threads; returns what :meth:`restore` needs."""
+        """Set ``n`` threads; returns what :meth:`restore` needs (None: nothing to put back)."""
         n = self.n
         old = []
         for get, set_, _ in self._raw:
@@ -103,9 +105,11 @@ class StepThreads:
             old.append(k)
             if k != n:
                 lib.set_num_threads(n)
-        return old
+        return old if self._restores else None
 
     def restore(self, old):
+        if old is None:
+            return
         n = self.n
         i = 0
         for _, set_, restore in self._raw:

@@ -19,6 +19,11 @@ the package (or one without a fused kernel), a subclass defined outside it, or a
 whose method was replaced (checked when the step is built, at the first step and after the
 parameters are replaced) simply runs the separate calls.
 
+The arrays that the step reads and writes in place (parameters, buffers, gradients, the
+estimate) are bound once into a :class:`BoundArrays` struct when the step is built: a call
+then unboxes that one object and the step's inputs, not two dozen arrays (each array argument
+costs about 50 ns of unboxing per call).
+
 ``OKNUMBA_FUSED=0`` turns the fused step off (for comparisons).
 """
 import os
@@ -27,6 +32,7 @@ import numba
 import numpy as np
 from numba import types
 from numba.core.errors import TypingError
+from numba.experimental import structref
 from numba.extending import overload
 
 from ._jit import kernel
@@ -68,10 +74,10 @@ def _unique(items):
     return out
 
 
-def _readout_kernels():
+def _readout_kernels(attr):
     from .readouts import READOUTS
 
-    return _unique(getattr(r, "loss_grad_kernel", None) for r in READOUTS.values() if _ours(type(r)))
+    return _unique(getattr(r, attr, None) for r in READOUTS.values() if _ours(type(r)))
 
 
 def _estimator_kernels():
@@ -93,7 +99,8 @@ TABLES = {
     "cell.fill_D": lambda: [ks.fill_D for ks in _cell_kernel_sets()],
     "cell.fill_H": lambda: [ks.fill_H for ks in _cell_kernel_sets()],
     "cell.jvp": lambda: [ks.jvp for ks in _cell_kernel_sets()],
-    "readout.loss_grad": _readout_kernels,
+    "readout.loss_grad": lambda: _readout_kernels("loss_grad_kernel"),
+    "readout.count": lambda: _readout_kernels("target_count_kernel"),
     "estimator.step": _estimator_kernels,
     "optimizer.update": _optimizer_kernels,
 }
@@ -124,14 +131,31 @@ def _by_id(table, i, *args):
 
 
 @kernel
-def learner_step(cell_id, readout_id, method_id, optimizer_id, want_H, W, V, x, y, s_prev, s, rows,
+def all_finite(x):
+    """Whether every entry of ``x`` is finite (not NaN or ±inf)."""
+    for v in x.ravel():
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+@kernel
+def learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H, W, V, x, y, s_prev, s, rows,
                  aux, D, H, out, g, dV, delta, dW, est, due, t, scale, max_norm, opt):
-    """One learner step (:meth:`oknumba.OnlineLearner.step` after its input checks): the
-    cell's forward step and Jacobians, ``out = [h, 1] V``, the readout's loss and
-    ``g = ∂L/∂out``, ``dV += [h, 1]ᵀ g`` and ``δ = g V[:n]ᵀ``, the method's influence update
-    and gradient ``dW += δᵀ G̃``, and when ``due`` the optimizer's update number ``t`` of the
-    clipped (``max_norm``) gradients times ``scale``. Returns ``(loss, ‖g_W‖, ‖g_V‖)``
-    (norms 0 without an update)."""
+    """One learner step (:meth:`oknumba.OnlineLearner.step` after its type and shape checks):
+    the value checks of the inputs ``x`` (finite) and targets ``y`` (the readout's
+    ``target_count_kernel``), the cell's forward step and Jacobians, ``out = [h, 1] V``, the
+    readout's loss and ``g = ∂L/∂out``, ``dV += [h, 1]ᵀ g`` and ``δ = g V[:n]ᵀ``, the
+    method's influence update and gradient ``dW += δᵀ G̃``, and when ``due`` the optimizer's
+    update number ``t`` of the clipped (``max_norm``) gradients times ``scale``. Returns
+    ``(n_valid, loss, ‖g_W‖, ‖g_V‖)``: the streams with a target (norms 0 without an update),
+    or ``n_valid = −1`` when ``x`` is not finite or a target is invalid — and then nothing has
+    changed."""
+    if not all_finite(x):
+        return -1, 0.0, 0.0, 0.0
+    n_valid = by_id("readout.count", count_id, y, out.shape[1])
+    if n_valid < 0:
+        return -1, 0.0, 0.0, 0.0
     by_id("cell.forward", cell_id, W, x, s_prev, s, rows, aux)
     by_id("cell.fill_D", cell_id, W, s_prev, s, rows, aux, D)
     if want_H:
@@ -144,27 +168,73 @@ def learner_step(cell_id, readout_id, method_id, optimizer_id, want_H, W, V, x, 
     norm_W = norm_V = 0.0
     if due:
         norm_W, norm_V = by_id("optimizer.update", optimizer_id, W, V, dW, dV, scale, max_norm, t, opt)
-    return loss, norm_W, norm_V
+    return n_valid, loss, norm_W, norm_V
 
 
-def _writable_c(a):
-    """``a`` itself if it is a writable, aligned C-contiguous array (the layout the compiled
-    signature was made for), else a copy that is."""
-    f = a.flags
-    return a if f.c_contiguous and f.writeable and f.aligned else np.array(a, order="C")
+@structref.register
+class BoundArraysType(types.StructRef):
+    """The Numba type of :class:`BoundArrays` (one per combination of field types)."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+class BoundArrays(structref.StructRefProxy):
+    """The arrays of one learner that its fused step works on in place, held by reference
+    (the same memory as the learner's arrays): ``W, V`` (parameters), ``rows, aux, D, H``
+    (the cell's buffers), ``out, g`` (readout outputs and ``∂L/∂out``), ``dV, delta, dW``
+    (gradients and ``δ``) and ``est`` (the estimator's fused-step arguments). Made by
+    :func:`bind_arrays`."""
+
+
+structref.define_boxing(BoundArraysType, BoundArrays)
+
+
+def _new_bound(W, V, rows, aux, D, H, out, g, dV, delta, dW, est):
+    raise TypeError("_new_bound is only callable from jitted code")
+
+
+@overload(_new_bound)
+def _new_bound_impl(W, V, rows, aux, D, H, out, g, dV, delta, dW, est):
+    typ = BoundArraysType([("W", W), ("V", V), ("rows", rows), ("aux", aux), ("D", D), ("H", H),
+                           ("out", out), ("g", g), ("dV", dV), ("delta", delta), ("dW", dW),
+                           ("est", est)])
+
+    def impl(W, V, rows, aux, D, H, out, g, dV, delta, dW, est):
+        b = structref.new(typ)
+        b.W, b.V, b.rows, b.aux, b.D, b.H = W, V, rows, aux, D, H
+        b.out, b.g, b.dV, b.delta, b.dW, b.est = out, g, dV, delta, dW, est
+        return b
+
+    return impl
+
+
+@kernel
+def bind_arrays(W, V, rows, aux, D, H, out, g, dV, delta, dW, est):
+    """A :class:`BoundArrays` holding these arrays (by reference)."""
+    return _new_bound(W, V, rows, aux, D, H, out, g, dV, delta, dW, est)
+
+
+@kernel
+def bound_learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H, b, x, y,
+                       s_prev, s, due, t, scale, max_norm, opt):
+    """:func:`learner_step` with the arrays of :class:`BoundArrays` ``b``."""
+    return learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H, b.W, b.V,
+                        x, y, s_prev, s, b.rows, b.aux, b.D, b.H, b.out, b.g, b.dV, b.delta, b.dW,
+                        b.est, due, t, scale, max_norm, opt)
 
 
 class FusedStep:
-    """A learner's compiled :func:`learner_step` (built by :meth:`build`): the compiled
+    """A learner's compiled :func:`bound_learner_step` (built by :meth:`build`): the compiled
     function for exactly the argument types of this learner's arrays, called without Numba's
-    per-call type dispatch."""
+    per-call type dispatch, with the learner's persistent arrays bound once."""
 
-    def __init__(self, entry, head, tail, idle_opt_args):
-        self._entry, self._head, self._tail = entry, head, tail
+    def __init__(self, entry, ids, bound, params, idle_opt_args):
+        self._entry, self._ids, self._bound = entry, ids, bound
         #: the optimizer's arguments for steps without an update (unused there; same types)
         self.idle_opt_args = idle_opt_args
         #: the parameter arrays the step was compiled and bound for
-        self.params = head[5:7]
+        self.params = params
 
     @classmethod
     def build(cls, learner, x, y):
@@ -185,6 +255,7 @@ class FusedStep:
         cell_sets = _cell_kernel_sets()
         ids = (cell_sets.index(m.cell.kernels) if m.cell.kernels in cell_sets else None,
                kernel_id("readout.loss_grad", getattr(m.readout, "loss_grad_kernel", None)),
+               kernel_id("readout.count", getattr(m.readout, "target_count_kernel", None)),
                kernel_id("estimator.step", getattr(type(est), "fused_step_kernel", None)),
                kernel_id("optimizer.update", getattr(type(opt), "fused_update_kernel", None)))
         if any(i is None for i in ids):
@@ -192,16 +263,18 @@ class FusedStep:
         W, V = m._params["W"], m._params["V"]
         buf = learner._buf
         rows, D, H, delta = est.cell_buffers(buf, learner._delta, learner.steps)
-        head = (*ids, H.size > 0, W, V)
-        tail = (rows, buf["aux"], D, H, learner._out, learner._g, learner._grads["V"], delta,
-                learner._grads["W"], est_args)
+        bound = bind_arrays(W, V, rows, buf["aux"], D, H, learner._out, learner._g,
+                            learner._grads["V"], delta, learner._grads["W"], est_args)
+        head = (*ids, H.size > 0)
         idle = opt.fused_args()
-        sample = (*head, _writable_c(x), _writable_c(y), learner._state, learner._s_new, *tail,
-                  True, 1, 1.0, 1.0, idle)
-        sig = tuple(types.literal(a) if k < 4 else numba.typeof(a) for k, a in enumerate(sample))
-        return cls(learner_step.compile(sig), head, tail, idle)
+        sample = (*head, bound, x, y, learner._state, learner._s_new, True, 1, 1.0, 1.0, idle)
+        sig = tuple(types.literal(a) if k < len(head) else numba.typeof(a)
+                    for k, a in enumerate(sample))
+        return cls(bound_learner_step.compile(sig), head, bound, (W, V), idle)
 
     def __call__(self, x, y, s_prev, s, due, t, scale, max_norm, opt_args):
-        """Run the step; returns ``(loss, ‖g_W‖, ‖g_V‖)``."""
-        return self._entry(*self._head, _writable_c(x), _writable_c(y), s_prev, s, *self._tail,
-                           due, t, scale, max_norm, opt_args)
+        """Run the step; returns ``(n_valid, loss, ‖g_W‖, ‖g_V‖)`` (:func:`learner_step`).
+        ``x`` and ``y`` must have the types compiled for (the learner's checks make writable,
+        aligned C-contiguous arrays of the model's dtype)."""
+        return self._entry(*self._ids, self._bound, x, y, s_prev, s, due, t, scale, max_norm,
+                           opt_args)

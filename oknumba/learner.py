@@ -23,7 +23,7 @@ import numpy as np
 
 from ._jit import kernel
 from ._threads import StepThreads, pinned_threads
-from .fused import FusedStep
+from .fused import FusedStep, all_finite
 from ._validate import check_positive_int
 from .estimators import make_estimator
 from .stack import make_stack_run
@@ -36,26 +36,6 @@ from .optim import make_optimizer
 LEARNER_METHODS = tuple(method_names())
 
 
-@kernel
-def _all_finite(x):
-    for v in x.ravel():
-        if not np.isfinite(v):
-            return False
-    return True
-
-
-@kernel
-def _class_targets(y, n_out):
-    """Number of targets ``y ≥ 0``; −1 if a target is out of range."""
-    n = 0
-    for t in y:
-        if t < -1 or t >= n_out:
-            return -1
-        if t >= 0:
-            n += 1
-    return n
-
-
 def _host_view(name, doc):
     """A read-only property returning ``self.<name>``, after a GPU run has brought its
     values back (:meth:`oknumba.gpu.GPUBackend.host_read`)."""
@@ -65,6 +45,12 @@ def _host_view(name, doc):
         return getattr(self, name)
 
     return property(get, doc=doc)
+
+
+def _kernel_layout(a):
+    """Whether ``a`` is a writable, aligned C-contiguous array (the layout the fused step is
+    compiled for; others are copied once by the checks)."""
+    return a.flags.carray           # C-contiguous, aligned and writeable
 
 
 class OnlineLearner:
@@ -211,45 +197,53 @@ class OnlineLearner:
         """Context manager pinning Numba and BLAS threads to ``threads`` (restored after)."""
         return pinned_threads(self.threads)
 
-    def _check_step_input(self, x, reset):
-        """Cheap attribute checks here, value checks in a kernel."""
+    def _check_step_input(self, x, reset, values=True):
+        """Cheap attribute checks here, value checks (unless ``values`` is false: the fused
+        step makes them) in a kernel. Returns a writable, aligned C-contiguous array of the
+        model's dtype (what the fused step is compiled for)."""
         B, m = self.batch, self.model
-        if not (isinstance(x, np.ndarray) and x.dtype == m.dtype and x.flags.c_contiguous):
+        if not (isinstance(x, np.ndarray) and x.dtype == m.dtype and _kernel_layout(x)):
             x = np.asarray(x)
             if x.dtype.kind != "f":
                 raise TypeError(f"x_t must be a float array of shape ({B}, {m.n_in}) (one-hot for symbols),"
                                 f" got dtype {x.dtype}")
-            x = np.ascontiguousarray(x, m.dtype)
+            x = np.require(x, m.dtype, ("C", "W", "A"))
         if x.shape != (B, m.n_in):
             raise ValueError(f"x_t must have shape ({B}, {m.n_in}), got {x.shape}")
         if reset is not None:
             reset = np.asarray(reset)
             if reset.shape != (B,) or reset.dtype != np.bool_:
                 raise ValueError(f"reset must be a boolean array of shape ({B},), got {reset.dtype} {reset.shape}")
-        if not _all_finite(x):
+        if values and not all_finite(x):
             raise ValueError("x_t contains NaN or inf")
         return x, reset
 
-    def _check_step_targets(self, y):
-        """The step's targets, checked, and the number of streams with a target."""
+    def _check_step_targets(self, y, values=True):
+        """The step's targets, checked (in the layout of :meth:`_check_step_input`), and the
+        number of streams with a target (None when not ``values``: the fused step checks the
+        values and counts)."""
         B, m = self.batch, self.model
         if m.readout.name == "softmax":
-            if not (isinstance(y, np.ndarray) and y.dtype == np.int64):
+            if not (isinstance(y, np.ndarray) and y.dtype == np.int64 and _kernel_layout(y)):
                 y = np.asarray(y)
                 if y.dtype.kind not in "iu":
                     raise TypeError(f"y_t must be an integer array of shape ({B},) (class ids, -1 = no"
                                     f" target), got dtype {y.dtype}")
                 if y.dtype.kind == "u" and y.size and y.max() >= m.n_out:   # before int64 wraps it
                     raise ValueError(f"y_t must hold class ids in [0, {m.n_out - 1}] or -1, got {y}")
-                y = y.astype(np.int64)
+                y = np.require(y, np.int64, ("C", "W", "A"))
             if y.shape != (B,):
                 raise ValueError(f"y_t must have shape ({B},), got {y.shape}")
-            n_valid = _class_targets(y, m.n_out)
+            if not values:
+                return y, None
+            n_valid = m.readout.target_count_kernel(y, m.n_out)
             if n_valid < 0:
                 raise ValueError(f"y_t must hold class ids in [0, {m.n_out - 1}] or -1, got {y}")
             return y, n_valid
         y = m.readout.check_targets(y, "y_t", (B,), m.n_out, m.dtype)
-        return y, m.readout.count(y)
+        if not _kernel_layout(y):
+            y = np.require(y, m.dtype, ("C", "W", "A"))
+        return y, m.readout.count(y) if values else None
 
     def step(self, x_t, y_t, reset=None):
         """One online step on all streams with the readout's built-in loss; returns its mean
@@ -258,8 +252,13 @@ class OnlineLearner:
 
         Exactly :meth:`forward`, the built-in loss's gradient ``g = ∂L/∂out``
         (:meth:`oknumba.readouts.Readout.loss_grad`), then :meth:`backward` ``(g)``."""
-        x, reset = self._check_step_input(x_t, reset)
-        y, n_valid = self._check_step_targets(y_t)
+        # a current fused step checks the values itself, before it changes anything (a reset
+        # changes the state before the kernel: then they are checked here)
+        plan = self._fused
+        checked_here = not (plan and reset is None and plan.params[0] is self.model._params["W"]
+                            and plan.params[1] is self.model._params["V"])
+        x, reset = self._check_step_input(x_t, reset, checked_here)
+        y, n_valid = self._check_step_targets(y_t, checked_here)
         if self._gpu is not None:
             loss, update, norms = self._gpu.step(x, y, reset, n_valid)
             self.steps += 1
@@ -270,11 +269,21 @@ class OnlineLearner:
         pin = self._kernel_threads if self._fused else self._step_threads
         old_threads = pin.pin() if pin is not None else None
         try:
-            loss = self._fused_step(x, y, reset)
-            if loss is None:
+            fused = self._fused_step(x, y, reset)
+            if fused is None:
+                if n_valid is None:           # (the fused step was given up since the check)
+                    x, reset = self._check_step_input(x, reset)
+                    y, n_valid = self._check_step_targets(y)
                 out = self._forward(x, reset)
                 loss = self.model.readout.loss_grad(out, y, self._g)
                 self._backward(self._g)
+            else:
+                n_kernel, loss = fused
+                if n_kernel < 0:              # nothing changed: the checks here say what is wrong
+                    self._check_step_input(x, None)
+                    self._check_step_targets(y)
+                    raise AssertionError("the fused step rejected inputs that the checks accept")
+                n_valid = n_kernel
         finally:
             if old_threads is not None:
                 pin.restore(old_threads)
@@ -282,8 +291,9 @@ class OnlineLearner:
 
     def _fused_step(self, x, y, reset):
         """The step's kernels in one call (:mod:`oknumba.fused`; bit-identical to
-        :meth:`_forward`, the loss and :meth:`_backward`); returns the summed loss, or None
-        where this learner has no fused step."""
+        :meth:`_forward`, the loss and :meth:`_backward`); returns ``(n_valid, loss)`` with
+        ``n_valid = −1`` for inputs that fail the value checks (then nothing has changed), or
+        None where this learner has no fused step."""
         plan = self._fused
         if plan is False or self._stacked:
             return None
@@ -300,20 +310,24 @@ class OnlineLearner:
         if reset is not None and reset.any():
             s_prev[reset] = 0.0
             est.reset(reset)
-        self._pending = None
         due = (self.steps + 1) % self.update_every == 0
         t, opt_args = self._optimizer.start_fused_update() if due else (0, plan.idle_opt_args)
         try:
-            loss, norm_W, norm_V = plan(x, y, s_prev, s, due, t, float(self._grad_scale),
-                                        -1.0 if self.clip is None else float(self.clip), opt_args)
+            n_valid, loss, norm_W, norm_V = plan(x, y, s_prev, s, due, t, float(self._grad_scale),
+                                                 -1.0 if self.clip is None else float(self.clip), opt_args)
         except np.linalg.LinAlgError:
             raise est.overflow_error() from None
+        if n_valid < 0:
+            if due:
+                self._optimizer.t -= 1        # the update was not made
+            return n_valid, loss
+        self._pending = None
         self._state, self._s_new = s, s_prev
         self.steps += 1
         if due:
             self.last_grad_norms = (norm_W, norm_V)
             self.updates += 1
-        return loss
+        return n_valid, loss
 
     def forward(self, x_t, reset=None):
         """The first half of a step, for a loss of one's own: advance the state on input
@@ -347,7 +361,7 @@ class OnlineLearner:
             raise ValueError(f"g must be a real array of shape ({self.batch}, {m.n_out}) (∂L/∂out),"
                              f" got {g.dtype} {g.shape}")
         g = np.ascontiguousarray(g, m.dtype)
-        if not _all_finite(g):
+        if not all_finite(g):
             raise ValueError("g contains NaN or inf")
         pin = self._step_threads
         old_threads = pin.pin() if pin is not None else None

@@ -126,6 +126,26 @@ def squared_loss(out, y, per_stream):
 
 
 @kernel
+def class_target_count(y, n_out):
+    """Streams with a class target ``0 ≤ y_b < n_out`` (``y_b = −1``: none); −1 if a target
+    is outside ``[−1, n_out)``."""
+    n = 0
+    for t in y:
+        if t < -1 or t >= n_out:
+            return -1
+        if t >= 0:
+            n += 1
+    return n
+
+
+@kernel
+def value_target_count(y, n_out):
+    """:func:`_finite_or_nan_count` of the (B, n_out) targets of one step, in the form of
+    :func:`class_target_count`."""
+    return _finite_or_nan_count(y)
+
+
+@kernel
 def _finite_or_nan_count(y):
     """Streams with at least one target (not NaN); −1 if an entry is ±inf."""
     n = 0
@@ -152,6 +172,11 @@ class Readout:
         """Validated contiguous targets of shape ``lead + (per-step shape)``; raises
         ``TypeError``/``ValueError`` naming ``name`` and what to change."""
         raise NotImplementedError
+
+    #: for the fused learner step (:mod:`oknumba.fused`), a kernel ``(y, n_out)`` giving the
+    #: number of streams of one step's targets ``y`` that have a target, or −1 when a target
+    #: is one that :meth:`check_targets` rejects (None: the step makes the separate calls)
+    target_count_kernel = None
 
     def count(self, y):
         """Streams of one step's targets ``y`` that have a target."""
@@ -189,6 +214,7 @@ class SoftmaxReadout(Readout):
     target_doc = "class ids in [0, n_out) with -1 = no target"
     #: the kernel behind :meth:`loss_grad` (for the fused learner step, :mod:`oknumba.fused`)
     loss_grad_kernel = staticmethod(softmax_loss_grad)
+    target_count_kernel = staticmethod(class_target_count)
 
     def check_targets(self, ys, name, lead, n_out, dtype):
         y = np.asarray(ys)
@@ -222,6 +248,7 @@ class LinearReadout(Readout):
     name = "linear"
     target_doc = "real values with NaN = no target"
     loss_grad_kernel = staticmethod(squared_loss_grad)
+    target_count_kernel = staticmethod(value_target_count)
 
     def check_targets(self, ys, name, lead, n_out, dtype):
         y = np.asarray(ys)

@@ -37,8 +37,8 @@ def main():
 
     def kernel_only():
         t, args = opt.start_fused_update()
-        plan._entry(*plan._head, x, y, learner._state, learner._s_new, *plan._tail,
-                    True, t, 1.0, -1.0, args)
+        plan._entry(*plan._ids, plan._bound, x, y, learner._state, learner._s_new, True, t, 1.0,
+                    -1.0, args)
 
     def whole_step():
         learner.step(x, y)

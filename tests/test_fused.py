@@ -136,6 +136,43 @@ def test_read_only_inputs_are_copied_for_the_compiled_layout():
     assert np.isfinite(learner.step(x, np.zeros(1, np.int64)))
 
 
+@pytest.mark.parametrize("readout", ["softmax", "linear"])
+@pytest.mark.parametrize("method", ["uoro", "ok"])
+def test_fused_value_checks_leave_everything_unchanged(readout, method):
+    """Once fused, the step checks the values in its kernel: a bad input or target raises the
+    same message as the checks before the kernel, and nothing (state, estimate, parameters,
+    gradients, counters, the optimizer's step number) has changed; a good step then goes on
+    exactly as if the bad one had not been tried."""
+    model_kw = dict(cell="gru", n_in=3, n_hidden=4, n_out=3, readout=readout, seed=0)
+    kw = dict(method=method, rank=2) if method == "ok" else dict(method=method)
+    a, b = (OnlineLearner(RNN(**model_kw), threads=1, seed=1, **kw) for _ in range(2))
+    x = np.eye(3)[[1]]
+    y = np.array([2]) if readout == "softmax" else np.array([[0.5, np.nan, -1.0]])
+    for learner in (a, b):
+        learner.step(x, y)
+        learner.step(x, y)
+    assert isinstance(a._fused, FusedStep)
+    bad_x = x.copy()
+    bad_x[0, 1] = np.nan
+    bad_y = np.array([3]) if readout == "softmax" else np.array([[np.inf, 0.0, 0.0]])
+    match = "y_t must hold class ids" if readout == "softmax" else "y_t contains inf"
+    before = (a.state.copy(), a.estimator.state_dict(), {k: v.copy() for k, v in a.model.params.items()},
+              {k: v.copy() for k, v in a.grads.items()}, a.steps, a.updates, a._optimizer.t)
+    with pytest.raises(ValueError, match="x_t contains NaN or inf"):
+        a.step(bad_x, y)
+    with pytest.raises(ValueError, match=match):
+        a.step(x, bad_y)
+    after = (a.state, a.estimator.state_dict(), a.model.params, a.grads, a.steps, a.updates,
+             a._optimizer.t)
+    np.testing.assert_array_equal(after[0], before[0])
+    for i in (1, 2, 3):
+        for k in before[i]:
+            np.testing.assert_array_equal(after[i][k], before[i][k])
+    assert after[4:] == before[4:]
+    assert a.step(x, y) == b.step(x, y)
+    np.testing.assert_array_equal(a.model.params["W"], b.model.params["W"])
+
+
 def test_by_id_only_in_jitted_code():
     with pytest.raises(TypeError, match="jitted"):
         by_id("cell.forward", 0)
