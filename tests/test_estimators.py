@@ -356,7 +356,8 @@ def test_ok_state_round_trip_and_legacy_factors():
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
-@pytest.mark.parametrize("k, r", [(1, 1), (2, 1), (5, 4), (6, 3), (9, 8), (17, 16), (18, 5)])
+@pytest.mark.parametrize("k, r", [(1, 1), (2, 1), (3, 1), (5, 4), (6, 3), (7, 2), (9, 8), (17, 16),
+                                  (18, 5)])
 def test_blocked_gram_and_recombination_match_numpy(k, r, dtype, tol):
     """The register-blocked large-side kernels (any k, r: padded blocks included) against
     NumPy: ``gram`` = A Aᵀ, ``combine_rows`` = Xᵀ A, and the accumulating lower-triangle form."""
@@ -382,6 +383,28 @@ def test_blocked_gram_and_recombination_match_numpy(k, r, dtype, tol):
     out = np.full((r, 37), np.nan, dtype)
     combine_rows(X, A, out)
     assert rel_err(out, X.T.astype(np.float64) @ A.astype(np.float64)) < tol
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (5, 7), (13, 37), (130, 129), (64, 68)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_scaled_transpose_is_the_plain_product(m, n, accumulate):
+    """The blocked transposing copy (rows 8 at a time, the rest singly) writes
+    ``out[j, i] (+)= c_j A[r0 + i, c0 + j]``: the single product exactly, the accumulated
+    one to rounding; unscaled it is a plain copy."""
+    from oknumba._transpose import scaled_transpose
+
+    rng = np.random.default_rng(m * 7 + n)
+    A = rng.normal(size=(n + 3, m + 2))
+    coef = rng.normal(size=m)
+    start = rng.normal(size=(m, n))
+    for scaled in (False, True):
+        out = start.copy()
+        scaled_transpose(A, 3, 2, coef, scaled, accumulate, out)
+        prod = (coef[:, None] if scaled else 1.0) * A[3:3 + n, 2:2 + m].T
+        if accumulate:
+            np.testing.assert_allclose(out, start + prod, rtol=1e-15, atol=1e-15)
+        else:
+            np.testing.assert_array_equal(out, prod)
 
 
 @pytest.mark.parametrize("method, rank", [("ok", 2), ("kf", None), ("kf-avg", 3)])

@@ -263,7 +263,8 @@ def _combine_row(X, A, out, i, j0):
 def combine_rows(X, A, out):
     """``out = Xᵀ A`` for coefficients ``X`` (k, r) and rows ``A`` (k, L); ``out`` (r, L)
     must not overlap ``A``. Rows in blocks of four, the k mod 4 left over one at a time
-    (padding them to a block cost a fifth of the pass at k = 17)."""
+    (padding them to a block cost a fifth of the pass at k = 17); the r mod 4 columns left
+    over by :func:`_combine_column`."""
     k, L = A.shape
     r = X.shape[1]
     r4 = r - r % 4
@@ -274,14 +275,55 @@ def combine_rows(X, A, out):
         for i in range(k4, k):
             _combine_row(X, A, out, i, j0)
     for j in range(r4, r):
-        o = out[j]
-        o[:] = 0.0
-        for i in range(k):
-            c = X[i, j]
-            if c != 0.0:
-                a = A[i]
-                for t in range(L):
-                    o[t] += c * a[t]
+        for i0 in range(0, k, 4):
+            _combine_column(X, A, out[j], i0, j)
+
+
+@kernel(fastmath=True)
+def _combine_column(X, A, o, i0, j):
+    """``o (+)= Σ_{i=i0}^{min(k, i0+4)−1} X[i, j] A_i`` in one pass over ``o`` (assigns when
+    i0 = 0): an output column left over after the blocks of four (every column for r < 4,
+    KF-RTRL's r = 1 among them — one pass instead of k + 1)."""
+    k, L = A.shape
+    m = min(4, k - i0)
+    a0 = A[i0]
+    x0 = X[i0, j]
+    if m == 1:
+        if i0 == 0:
+            for t in range(L):
+                o[t] = x0 * a0[t]
+        else:
+            for t in range(L):
+                o[t] += x0 * a0[t]
+        return
+    a1 = A[i0 + 1]
+    x1 = X[i0 + 1, j]
+    if m == 2:
+        if i0 == 0:
+            for t in range(L):
+                o[t] = x0 * a0[t] + x1 * a1[t]
+        else:
+            for t in range(L):
+                o[t] += x0 * a0[t] + x1 * a1[t]
+        return
+    a2 = A[i0 + 2]
+    x2 = X[i0 + 2, j]
+    if m == 3:
+        if i0 == 0:
+            for t in range(L):
+                o[t] = x0 * a0[t] + x1 * a1[t] + x2 * a2[t]
+        else:
+            for t in range(L):
+                o[t] += x0 * a0[t] + x1 * a1[t] + x2 * a2[t]
+        return
+    a3 = A[i0 + 3]
+    x3 = X[i0 + 3, j]
+    if i0 == 0:
+        for t in range(L):
+            o[t] = x0 * a0[t] + x1 * a1[t] + x2 * a2[t] + x3 * a3[t]
+    else:
+        for t in range(L):
+            o[t] += x0 * a0[t] + x1 * a1[t] + x2 * a2[t] + x3 * a3[t]
 
 
 @kernel(fastmath=True)
