@@ -140,9 +140,10 @@ def all_finite(x):
 
 
 @kernel
-def learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H, W, V, x, y, s_prev, s, rows,
-                 aux, D, H, out, g, dV, delta, dW, est, due, t, scale, max_norm, opt):
-    """One learner step (:meth:`oknumba.OnlineLearner.step` after its type and shape checks):
+def learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H, b, x, y, s_prev, s,
+                 due, t, scale, max_norm, opt):
+    """One learner step (:meth:`oknumba.OnlineLearner.step` after its type and shape checks) on
+    the learner's arrays bound in ``b`` (:class:`BoundArrays`):
     the value checks of the inputs ``x`` (finite) and targets ``y`` (the readout's
     ``target_count_kernel``), the cell's forward step and Jacobians, ``out = [h, 1] V``, the
     readout's loss and ``g = ∂L/∂out``, ``dV += [h, 1]ᵀ g`` and ``δ = g V[:n]ᵀ``, the
@@ -151,6 +152,8 @@ def learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H,
     ``(n_valid, loss, ‖g_W‖, ‖g_V‖)``: the streams with a target (norms 0 without an update),
     or ``n_valid = −1`` when ``x`` is not finite or a target is invalid — and then nothing has
     changed."""
+    W, V, rows, aux, D, H = b.W, b.V, b.rows, b.aux, b.D, b.H
+    out, g, dV, delta, dW, est = b.out, b.g, b.dV, b.delta, b.dW, b.est
     if not all_finite(x):
         return -1, 0.0, 0.0, 0.0
     n_valid = by_id("readout.count", count_id, y, out.shape[1])
@@ -215,17 +218,8 @@ def bind_arrays(W, V, rows, aux, D, H, out, g, dV, delta, dW, est):
     return _new_bound(W, V, rows, aux, D, H, out, g, dV, delta, dW, est)
 
 
-@kernel
-def bound_learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H, b, x, y,
-                       s_prev, s, due, t, scale, max_norm, opt):
-    """:func:`learner_step` with the arrays of :class:`BoundArrays` ``b``."""
-    return learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H, b.W, b.V,
-                        x, y, s_prev, s, b.rows, b.aux, b.D, b.H, b.out, b.g, b.dV, b.delta, b.dW,
-                        b.est, due, t, scale, max_norm, opt)
-
-
 class FusedStep:
-    """A learner's compiled :func:`bound_learner_step` (built by :meth:`build`): the compiled
+    """A learner's compiled :func:`learner_step` (built by :meth:`build`): the compiled
     function for exactly the argument types of this learner's arrays, called without Numba's
     per-call type dispatch, with the learner's persistent arrays bound once."""
 
@@ -270,7 +264,7 @@ class FusedStep:
         sample = (*head, bound, x, y, learner._state, learner._s_new, True, 1, 1.0, 1.0, idle)
         sig = tuple(types.literal(a) if k < len(head) else numba.typeof(a)
                     for k, a in enumerate(sample))
-        return cls(bound_learner_step.compile(sig), head, bound, (W, V), idle)
+        return cls(learner_step.compile(sig), head, bound, (W, V), idle)
 
     def __call__(self, x, y, s_prev, s, due, t, scale, max_norm, opt_args):
         """Run the step; returns ``(n_valid, loss, ‖g_W‖, ‖g_V‖)`` (:func:`learner_step`).
