@@ -266,6 +266,10 @@ class FusedStep:
                     for k, a in enumerate(sample))
         return cls(learner_step.compile(sig), head, bound, (W, V), idle)
 
+    def serves(self, params):
+        """Whether this step was built for the arrays ``params["W"]``, ``params["V"]``."""
+        return self.params[0] is params["W"] and self.params[1] is params["V"]
+
     def __call__(self, x, y, s_prev, s, due, t, scale, max_norm, opt_args):
         """Run the step; returns ``(n_valid, loss, ‖g_W‖, ‖g_V‖)`` (:func:`learner_step`).
         ``x`` and ``y`` must have the types compiled for (the learner's checks make writable,

@@ -255,8 +255,7 @@ class OnlineLearner:
         # a current fused step checks the values itself, before it changes anything (a reset
         # changes the state before the kernel: then they are checked here)
         plan = self._fused
-        checked_here = not (plan and reset is None and plan.params[0] is self.model._params["W"]
-                            and plan.params[1] is self.model._params["V"])
+        checked_here = not (plan and reset is None and plan.serves(self.model._params))
         x, reset = self._check_step_input(x_t, reset, checked_here)
         y, n_valid = self._check_step_targets(y_t, checked_here)
         if self._gpu is not None:
@@ -270,10 +269,7 @@ class OnlineLearner:
         old_threads = pin.pin() if pin is not None else None
         try:
             fused = self._fused_step(x, y, reset)
-            if fused is None:
-                if n_valid is None:           # (the fused step was given up since the check)
-                    x, reset = self._check_step_input(x, reset)
-                    y, n_valid = self._check_step_targets(y)
+            if fused is None:             # (so no current fused step: checked above)
                 out = self._forward(x, reset)
                 loss = self.model.readout.loss_grad(out, y, self._g)
                 self._backward(self._g)
@@ -302,7 +298,7 @@ class OnlineLearner:
         kW, kV, shape_W, shape_V = self._kernel_params
         if W is not kW or V is not kV or W.shape != shape_W or V.shape != shape_V:
             self._adopt_params()
-        if plan is None or plan.params[0] is not W or plan.params[1] is not V:
+        if plan is None or not plan.serves(m._params):
             plan = self._fused = FusedStep.build(self, x, y) or False
             if plan is False:
                 return None
