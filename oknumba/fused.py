@@ -20,12 +20,13 @@ whose method was replaced (checked when the step is built, at the first step and
 parameters are replaced) simply runs the separate calls.
 
 The arrays that the step reads and writes in place (parameters, buffers, gradients, the
-estimate) are bound once into a :class:`BoundArrays` struct when the step is built: a call
+estimate, the two state arrays, the optimizer's moments) are bound once into a :class:`BoundArrays` struct when the step is built: a call
 then unboxes that one object and the step's inputs, not two dozen arrays (each array argument
 costs about 50 ns of unboxing per call).
 
 ``OKNUMBA_FUSED=0`` turns the fused step off (for comparisons).
 """
+import functools
 import os
 
 import numba
@@ -140,20 +141,22 @@ def all_finite(x):
 
 
 @kernel
-def learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H, b, x, y, s_prev, s,
-                 due, t, scale, max_norm, opt):
+def learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H, b, x, y, flip,
+                 due, t, scale, max_norm, opt_scalars):
     """One learner step (:meth:`oknumba.OnlineLearner.step` after its type and shape checks) on
-    the learner's arrays bound in ``b`` (:class:`BoundArrays`):
+    the learner's arrays bound in ``b`` (:class:`BoundArrays`), from the state ``s_prev = b.s0``
+    into ``s = b.s1`` (``flip``: the other way round; the learner swaps the two each step):
     the value checks of the inputs ``x`` (finite) and targets ``y`` (the readout's
     ``target_count_kernel``), the cell's forward step and Jacobians, ``out = [h, 1] V``, the
     readout's loss and ``g = ∂L/∂out``, ``dV += [h, 1]ᵀ g`` and ``δ = g V[:n]ᵀ``, the
     method's influence update and gradient ``dW += δᵀ G̃``, and when ``due`` the optimizer's
-    update number ``t`` of the clipped (``max_norm``) gradients times ``scale``. Returns
-    ``(n_valid, loss, ‖g_W‖, ‖g_V‖)``: the streams with a target (norms 0 without an update),
-    or ``n_valid = −1`` when ``x`` is not finite or a target is invalid — and then nothing has
-    changed."""
+    update number ``t`` of the clipped (``max_norm``) gradients times ``scale`` (its arrays
+    bound in ``b.opt``, its constants ``opt_scalars``). Returns ``(n_valid, loss, ‖g_W‖,
+    ‖g_V‖)``: the streams with a target (norms 0 without an update), or ``n_valid = −1`` when
+    ``x`` is not finite or a target is invalid — and then nothing has changed."""
     W, V, rows, aux, D, H = b.W, b.V, b.rows, b.aux, b.D, b.H
     out, g, dV, delta, dW, est = b.out, b.g, b.dV, b.delta, b.dW, b.est
+    s_prev, s = (b.s1, b.s0) if flip else (b.s0, b.s1)
     if not all_finite(x):
         return -1, 0.0, 0.0, 0.0
     n_valid = by_id("readout.count", count_id, y, out.shape[1])
@@ -170,7 +173,8 @@ def learner_step(cell_id, readout_id, count_id, method_id, optimizer_id, want_H,
     by_id("estimator.step", method_id, cell_id, W, s_prev, s, rows, aux, D, H, delta, dW, est)
     norm_W = norm_V = 0.0
     if due:
-        norm_W, norm_V = by_id("optimizer.update", optimizer_id, W, V, dW, dV, scale, max_norm, t, opt)
+        norm_W, norm_V = by_id("optimizer.update", optimizer_id, W, V, dW, dV, scale, max_norm, t,
+                               b.opt, opt_scalars)
     return n_valid, loss, norm_W, norm_V
 
 
@@ -186,36 +190,38 @@ class BoundArrays(structref.StructRefProxy):
     """The arrays of one learner that its fused step works on in place, held by reference
     (the same memory as the learner's arrays): ``W, V`` (parameters), ``rows, aux, D, H``
     (the cell's buffers), ``out, g`` (readout outputs and ``∂L/∂out``), ``dV, delta, dW``
-    (gradients and ``δ``) and ``est`` (the estimator's fused-step arguments). Made by
-    :func:`bind_arrays`."""
+    (gradients and ``δ``), ``est`` (the estimator's fused-step arguments), ``s0, s1`` (the
+    learner's two state arrays, which swap roles every step) and ``opt`` (the optimizer's
+    arrays). Made by :func:`bind_arrays`."""
 
 
 structref.define_boxing(BoundArraysType, BoundArrays)
 
 
-def _new_bound(W, V, rows, aux, D, H, out, g, dV, delta, dW, est):
+def _new_bound(W, V, rows, aux, D, H, out, g, dV, delta, dW, est, s0, s1, opt):
     raise TypeError("_new_bound is only callable from jitted code")
 
 
 @overload(_new_bound)
-def _new_bound_impl(W, V, rows, aux, D, H, out, g, dV, delta, dW, est):
+def _new_bound_impl(W, V, rows, aux, D, H, out, g, dV, delta, dW, est, s0, s1, opt):
     typ = BoundArraysType([("W", W), ("V", V), ("rows", rows), ("aux", aux), ("D", D), ("H", H),
                            ("out", out), ("g", g), ("dV", dV), ("delta", delta), ("dW", dW),
-                           ("est", est)])
+                           ("est", est), ("s0", s0), ("s1", s1), ("opt", opt)])
 
-    def impl(W, V, rows, aux, D, H, out, g, dV, delta, dW, est):
+    def impl(W, V, rows, aux, D, H, out, g, dV, delta, dW, est, s0, s1, opt):
         b = structref.new(typ)
         b.W, b.V, b.rows, b.aux, b.D, b.H = W, V, rows, aux, D, H
         b.out, b.g, b.dV, b.delta, b.dW, b.est = out, g, dV, delta, dW, est
+        b.s0, b.s1, b.opt = s0, s1, opt
         return b
 
     return impl
 
 
 @kernel
-def bind_arrays(W, V, rows, aux, D, H, out, g, dV, delta, dW, est):
+def bind_arrays(W, V, rows, aux, D, H, out, g, dV, delta, dW, est, s0, s1, opt):
     """A :class:`BoundArrays` holding these arrays (by reference)."""
-    return _new_bound(W, V, rows, aux, D, H, out, g, dV, delta, dW, est)
+    return _new_bound(W, V, rows, aux, D, H, out, g, dV, delta, dW, est, s0, s1, opt)
 
 
 class FusedStep:
@@ -223,12 +229,17 @@ class FusedStep:
     function for exactly the argument types of this learner's arrays, called without Numba's
     per-call type dispatch, with the learner's persistent arrays bound once."""
 
-    def __init__(self, entry, ids, bound, params, idle_opt_args):
+    def __init__(self, entry, ids, bound, params, state0, idle_scalars):
         self._entry, self._ids, self._bound = entry, ids, bound
-        #: the optimizer's arguments for steps without an update (unused there; same types)
-        self.idle_opt_args = idle_opt_args
+        #: ``run(x, y, flip, due, t, scale, max_norm, opt_scalars)``: the compiled step with
+        #: its constant leading arguments filled in (a C-level partial: no Python frame)
+        self.run = functools.partial(entry, *ids, bound)
+        #: the optimizer's constants for steps without an update (unused there; same types)
+        self.idle_scalars = idle_scalars
         #: the parameter arrays the step was compiled and bound for
         self.params = params
+        #: the learner's state array bound as ``s0`` (``flip``: it is the new state this step)
+        self.state0 = state0
 
     @classmethod
     def build(cls, learner, x, y):
@@ -258,21 +269,21 @@ class FusedStep:
         buf = learner._buf
         rows, D, H, delta = est.cell_buffers(buf, learner._delta, learner.steps)
         bound = bind_arrays(W, V, rows, buf["aux"], D, H, learner._out, learner._g,
-                            learner._grads["V"], delta, learner._grads["W"], est_args)
+                            learner._grads["V"], delta, learner._grads["W"], est_args,
+                            learner._state, learner._s_new, opt.fused_arrays())
         head = (*ids, H.size > 0)
-        idle = opt.fused_args()
-        sample = (*head, bound, x, y, learner._state, learner._s_new, True, 1, 1.0, 1.0, idle)
+        idle = opt.fused_scalars()
+        sample = (*head, bound, x, y, True, True, 1, 1.0, 1.0, idle)
         sig = tuple(types.literal(a) if k < len(head) else numba.typeof(a)
                     for k, a in enumerate(sample))
-        return cls(learner_step.compile(sig), head, bound, (W, V), idle)
+        return cls(learner_step.compile(sig), head, bound, (W, V), learner._state, idle)
 
     def serves(self, params):
         """Whether this step was built for the arrays ``params["W"]``, ``params["V"]``."""
         return self.params[0] is params["W"] and self.params[1] is params["V"]
 
-    def __call__(self, x, y, s_prev, s, due, t, scale, max_norm, opt_args):
-        """Run the step; returns ``(n_valid, loss, ‖g_W‖, ‖g_V‖)`` (:func:`learner_step`).
-        ``x`` and ``y`` must have the types compiled for (the learner's checks make writable,
-        aligned C-contiguous arrays of the model's dtype)."""
-        return self._entry(*self._ids, self._bound, x, y, s_prev, s, due, t, scale, max_norm,
-                           opt_args)
+    def __call__(self, x, y, flip, due, t, scale, max_norm, opt_scalars):
+        """Run the step (as :attr:`run`); returns ``(n_valid, loss, ‖g_W‖, ‖g_V‖)``
+        (:func:`learner_step`). ``x`` and ``y`` must have the types compiled for (the learner's
+        checks make writable, aligned C-contiguous arrays of the model's dtype)."""
+        return self.run(x, y, flip, due, t, scale, max_norm, opt_scalars)

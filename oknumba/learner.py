@@ -307,20 +307,21 @@ class OnlineLearner:
             s_prev[reset] = 0.0
             est.reset(reset)
         due = (self.steps + 1) % self.update_every == 0
-        t, opt_args = self._optimizer.start_fused_update() if due else (0, plan.idle_opt_args)
+        opt = self._optimizer
+        scalars = opt.fused_scalars() if due else plan.idle_scalars
         try:
-            n_valid, loss, norm_W, norm_V = plan(x, y, s_prev, s, due, t, float(self._grad_scale),
-                                                 -1.0 if self.clip is None else float(self.clip), opt_args)
+            n_valid, loss, norm_W, norm_V = plan.run(
+                x, y, s_prev is not plan.state0, due, opt.t + 1, float(self._grad_scale),
+                -1.0 if self.clip is None else float(self.clip), scalars)
         except np.linalg.LinAlgError:
             raise est.overflow_error() from None
         if n_valid < 0:
-            if due:
-                self._optimizer.t -= 1        # the update was not made
             return n_valid, loss
         self._pending = None
         self._state, self._s_new = s, s_prev
         self.steps += 1
         if due:
+            opt.t += 1                        # the update the kernel made
             self.last_grad_norms = (norm_W, norm_V)
             self.updates += 1
         return n_valid, loss

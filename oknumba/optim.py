@@ -84,17 +84,20 @@ def _sgd_pair(W, V, gW, gV, scale, max_norm, lr):
 
 
 @kernel
-def _adam_fused(W, V, gW, gV, scale, max_norm, t, args):
-    """:func:`_adam_pair` with the optimizer's arrays and constants in one tuple ``args``
-    (:meth:`Adam.fused_args`): the optimizer's part of the fused step (:mod:`oknumba.fused`)."""
-    mW, vW, mV, vV, lr, b1, b2, eps = args
+def _adam_fused(W, V, gW, gV, scale, max_norm, t, arrays, scalars):
+    """:func:`_adam_pair` with the optimizer's moment arrays in the tuple ``arrays``
+    (:meth:`Adam.fused_arrays`, bound once) and its constants in ``scalars``
+    (:meth:`Adam.fused_scalars`, read every step): the optimizer's part of the fused step
+    (:mod:`oknumba.fused`)."""
+    mW, vW, mV, vV = arrays
+    lr, b1, b2, eps = scalars
     return _adam_pair(W, V, gW, gV, mW, vW, mV, vV, scale, max_norm, t, lr, b1, b2, eps)
 
 
 @kernel
-def _sgd_fused(W, V, gW, gV, scale, max_norm, t, args):
-    """:func:`_sgd_pair` in the form of :func:`_adam_fused` (``args = (lr,)``)."""
-    return _sgd_pair(W, V, gW, gV, scale, max_norm, args[0])
+def _sgd_fused(W, V, gW, gV, scale, max_norm, t, arrays, scalars):
+    """:func:`_sgd_pair` in the form of :func:`_adam_fused` (no arrays, ``scalars = (lr,)``)."""
+    return _sgd_pair(W, V, gW, gV, scale, max_norm, scalars[0])
 
 
 def _update_each(params, grads, scale, clip, apply):
@@ -111,18 +114,20 @@ def _update_each(params, grads, scale, clip, apply):
 class Optimizer:
     """What the optimizers share: the fused learner step's hooks (:mod:`oknumba.fused`).
     Subclasses set ``fused_update_kernel`` (a kernel ``(W, V, gW, gV, scale, max_norm, t,
-    args)`` returning the two gradient norms) and :meth:`fused_args`."""
+    arrays, scalars)`` returning the two gradient norms), :meth:`fused_arrays` and
+    :meth:`fused_scalars`."""
 
     fused_update_kernel = None
 
-    def fused_args(self):
-        """The ``args`` tuple of ``fused_update_kernel``, as :meth:`update` would pass them."""
+    def fused_arrays(self):
+        """The ``arrays`` tuple of ``fused_update_kernel``: the optimizer's own arrays, updated
+        in place (bound once, when the fused step is built)."""
         raise NotImplementedError
 
-    def start_fused_update(self):
-        """Count an update that the fused learner step applies; returns ``(t, args)``."""
-        self.t += 1
-        return self.t, self.fused_args()
+    def fused_scalars(self):
+        """The ``scalars`` tuple of ``fused_update_kernel`` (floats, read at every step: a
+        changed ``lr`` applies from the next update)."""
+        raise NotImplementedError
 
 
 class Adam(Optimizer):
@@ -152,9 +157,12 @@ class Adam(Optimizer):
                           m["V"], v["V"], float(scale), -1.0 if clip is None else float(clip),
                           self.t, self.lr, self.beta1, self.beta2, self.eps)
 
-    def fused_args(self):
+    def fused_arrays(self):
         m, v = self.m, self.v
-        return (m["W"], v["W"], m["V"], v["V"], self.lr, self.beta1, self.beta2, self.eps)
+        return (m["W"], v["W"], m["V"], v["V"])
+
+    def fused_scalars(self):
+        return (self.lr, float(self.beta1), float(self.beta2), float(self.eps))
 
     def count_update(self):
         """Advance the step counter for an update applied elsewhere (the GPU path) and return
@@ -194,7 +202,10 @@ class SGD(Optimizer):
         return _sgd_pair(params["W"], params["V"], grads["W"], grads["V"], float(scale),
                          -1.0 if clip is None else float(clip), self.lr)
 
-    def fused_args(self):
+    def fused_arrays(self):
+        return ()
+
+    def fused_scalars(self):
         return (self.lr,)
 
     def count_update(self):

@@ -36,9 +36,8 @@ def main():
         raise SystemExit(f"{a.method} has no fused step here (see oknumba.fused)")
 
     def kernel_only():
-        t, args = opt.start_fused_update()
-        plan._entry(*plan._ids, plan._bound, x, y, learner._state, learner._s_new, True, t, 1.0,
-                    -1.0, args)
+        opt.t += 1
+        plan.run(x, y, False, True, opt.t, 1.0, -1.0, opt.fused_scalars())
 
     def whole_step():
         learner.step(x, y)

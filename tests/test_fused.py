@@ -128,6 +128,36 @@ def test_replaced_params_rebuild_the_fused_step():
     assert learner._fused is not first and learner._fused.params[0] is model.params["W"]
 
 
+@pytest.mark.parametrize("method,kw", [("uoro", {}), ("ok", {"rank": 2})])
+def test_state_loaded_into_a_built_fused_step_continues_bit_identically(method, kw):
+    """The fused step holds the state arrays (which swap every step) and the optimizer's
+    moments by reference: a checkpoint loaded into a learner whose step is already built, after
+    an odd number of its own steps, and a changed lr both take effect as in the original run."""
+    def make():
+        model = RNN("vanilla", 3, 5, 4, seed=0)
+        return model, OnlineLearner(model, method, batch=2, seed=1, threads=1, **kw)
+
+    model, a = make()
+    xs, ys, _ = random_sequence(model, 14, 2, seed=5)
+    for t in range(6):
+        a.step(xs[t], ys[t])
+    saved = a.state_dict()
+    a._optimizer.lr *= 3.0
+    la = [a.step(xs[t], ys[t]) for t in range(6, 14)]
+    _, b = make()
+    for t in range(3):                      # b's step is built, its state arrays swapped
+        b.step(xs[t + 7], ys[t + 7])
+    assert isinstance(b._fused, FusedStep)
+    b.load_state_dict(*saved)
+    b._optimizer.lr *= 3.0
+    lb = [b.step(xs[t], ys[t]) for t in range(6, 14)]
+    np.testing.assert_array_equal(la, lb)
+    for k in a.model.params:
+        np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
+    np.testing.assert_array_equal(a.state, b.state)
+    assert a._optimizer.t == b._optimizer.t == 14 and b.updates == 14
+
+
 def test_read_only_inputs_are_copied_for_the_compiled_layout():
     model = RNN("vanilla", 3, 4, 3, seed=0)
     learner = OnlineLearner(model, "kf", threads=1)
