@@ -10,7 +10,6 @@ tracks the same ratio (``bench_baseline.TrackSpeedupOverPlainNumpy``).
 """
 import argparse
 import os
-import platform
 import sys
 
 # the asv suite's package (benchmarks/benchmarks) is importable from this folder
@@ -18,17 +17,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchmarks._plain_numpy import PlainLearner  # noqa: E402
 from benchmarks.bench_baseline import interleaved_medians, make_pair  # noqa: E402
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv=None):
@@ -40,8 +28,9 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=7, help="samples per side (default: 7)")
     args = ap.parse_args(argv)
     from oknumba._threads import pinned_threads
+    from oknumba.profile.timing import cpu_info
 
-    print(f"{cpu_model()}, threads={args.threads}, {args.dtype}, batch 1, vanilla cell,"
+    print(f"{cpu_info()['describe']}, threads={args.threads}, {args.dtype}, batch 1, vanilla cell,"
           f" medians of {args.samples} interleaved samples")
     print(f"{'method':<8}{'n':>6}{'oknumba µs':>14}{'plain µs':>12}{'speed-up':>10}")
     with pinned_threads(args.threads):

@@ -1,10 +1,11 @@
 """Choices between equivalent code paths, measured once per machine and remembered.
 
-Some kernels have variants that compute the same bits but whose speed depends on the machine
-(the register-block shape of the Gram pass runs 1.6× faster as 2 × 4 than as 4 × 4 on an
-AVX2-only Zen 3, whose 16 vector registers cannot hold 16 accumulators and their operands).
-:func:`tuned_choice` times every variant on a probe of the real shape, keeps only those whose
-output equals the first variant's bit for bit, and remembers the fastest:
+Some kernels have variants whose speed depends on the machine (the register-block shape of
+the Gram pass runs 1.6× faster as 2 × 4 than as 4 × 4 on an AVX2-only Zen 3, whose 16 vector
+registers cannot hold 16 accumulators and their operands), and whose bits may too (on AVX-512
+the compiler sums the 2 × 4 block's pairs in another order). :func:`tuned_choice` times every
+variant on a probe of the real shape, keeps only those whose output equals the first
+variant's bit for bit, and remembers the fastest:
 
 * in memory for the process, and
 * on disk, in a JSON file keyed by the machine (CPU name and features as LLVM sees them, and
@@ -47,6 +48,20 @@ def machine_key():
                          numba.__version__))
         _machine = hashlib.sha256(text.encode()).hexdigest()[:16]
     return _machine
+
+
+def source_tag(fn):
+    """A short hash of the source file defining ``fn`` (a jitted kernel or a function), for
+    the shape key of a choice between its variants: a stored choice was validated against
+    one version of the kernels and is measured again when their source changes."""
+    import inspect
+
+    fn = getattr(fn, "py_func", fn)
+    try:
+        text = pathlib.Path(inspect.getsourcefile(fn)).read_bytes()
+    except (OSError, TypeError):
+        return "unknown"
+    return hashlib.sha256(text).hexdigest()[:8]
 
 
 def cache_path():

@@ -32,6 +32,22 @@ def test_profile_returns_documented_keys(tiny_result):
     assert r["machine"]["threads"]["numba"] == 1
 
 
+def test_profile_names_the_cpu_it_ran_on(tiny_result):
+    """A timing without its CPU means little (Zen 3 and Zen 5 differ 2x here): the JSON's
+    ``machine.cpu`` holds the model, LLVM's name for it and its widest SIMD extension, and
+    the printed report's first line names them."""
+    from llvmlite import binding
+
+    cpu = tiny_result["machine"]["cpu"]
+    assert set(cpu) == {"model", "family", "model_number", "llvm", "vector", "describe"}
+    assert cpu["llvm"] == binding.get_host_cpu_name()
+    features = binding.get_host_cpu_features()
+    assert (cpu["vector"] == "AVX-512") == bool(features.get("avx512f"))
+    assert cpu["vector"] in ("AVX-512", "AVX2", "AVX", "NEON", "SSE") and cpu["model"]
+    assert cpu["llvm"] in cpu["describe"] and cpu["vector"] in cpu["describe"]
+    assert prof.format_profile(tiny_result).splitlines()[0] == f"cpu: {cpu['describe']}"
+
+
 def test_ratios_positive_for_products_none_otherwise(tiny_result):
     for row in tiny_result["results"]:
         if row["name"] in ("uoro", "tbptt"):

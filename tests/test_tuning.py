@@ -67,3 +67,18 @@ def test_gram_block_choice_is_a_valid_block():
     from oknumba.estimators.reduce import GRAM_BLOCKS
 
     assert gram_block(17, 64, np.float64) in GRAM_BLOCKS.values()
+
+
+def test_source_tag_follows_the_kernels_source(tmp_path, monkeypatch):
+    """A stored choice is keyed by the kernels' source: editing it gives another key."""
+    import importlib
+
+    mod = tmp_path / "variants_mod.py"
+    mod.write_text("def f():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    m = importlib.import_module("variants_mod")
+    before = _tuning.source_tag(m.f)
+    mod.write_text("def f():\n    return 2\n")
+    assert _tuning.source_tag(m.f) != before and len(before) == 8
+    from oknumba.estimators.reduce import gram_lower_accumulate
+    assert _tuning.source_tag(gram_lower_accumulate) == _tuning.source_tag(gram_lower_accumulate.py_func)

@@ -173,9 +173,12 @@ def _gram_block_2x4(A, G, i0, j0):
     _add_lower_pairs(G, ((s00, s01, s02, s03), (s10, s11, s12, s13)), i0, j0)
 
 
-#: register-block shapes of :func:`gram_lower_accumulate`; every pair's sum is the same
-#: vectorised loop in each, so they give the same bits and only differ in speed, which
-#: depends on the machine (measured per machine: :mod:`oknumba._tuning`)
+#: register-block shapes of :func:`gram_lower_accumulate`. Their speed depends on the machine,
+#: and so may their bits: each pair's sum is a vectorised reduction whose order is the
+#: vectoriser's (vector width × interleave), and the interleave follows register pressure. On
+#: AVX2 both shapes sum in one order; on AVX-512 (32 registers) the 2 × 4 loop is interleaved
+#: twice and sums in another. :func:`oknumba.estimators.ok.gram_block` therefore measures
+#: them per machine and never chooses one whose bits differ from 4 × 4's (:mod:`oknumba._tuning`)
 GRAM_BLOCKS = {"4x4": 0, "2x4": 1}
 
 

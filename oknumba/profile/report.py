@@ -30,11 +30,14 @@ def format_profile(result, table=True):
     blas_txt = [t[2] for t in blas] if isinstance(blas, list) else blas
     load_start = _fmt((m.get('loadavg_start') or [None])[0], '.2f')
     load_end = _fmt((m.get('loadavg_end') or [None])[0], '.2f')
+    cpu = (m.get("cpu") or {}).get("describe")
     lines = [f"cell={c['cell']} batch={c['batch']} dtype={c['dtype']} threads={c['threads']}"
              f" (numba {m['threads']['numba']}, blas {blas_txt})"
              f" samples={c['samples']} cpus={m.get('cpu_count')}"
              f" load={load_start}->{load_end}",
              _HEADER]
+    if cpu:
+        lines.insert(0, f"cpu: {cpu}")
     if table:
         lines += [_format_row(r) for r in result["results"]]
     else:

@@ -89,11 +89,47 @@ def _effective_threads():
     return info
 
 
+def cpu_info():
+    """The CPU the kernels run on, as a timing has to name it: ``model`` (``/proc/cpuinfo``'s
+    model name, e.g. "AMD EPYC", or ``platform.processor()``), ``family``/``model_number``
+    where the OS gives them, ``llvm`` (LLVM's name for the host CPU, which Numba compiles
+    for: "znver3", "znver4", "icelake-server", …) and ``vector`` (the widest SIMD extension
+    it compiles for: "AVX-512", "AVX2", "AVX", "NEON" or "SSE"). ``describe`` joins them
+    into the one line that reports print."""
+    from llvmlite import binding
+
+    info = {"model": platform.processor() or platform.machine() or "unknown CPU",
+            "family": None, "model_number": None}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = (t.strip() for t in line.partition(":"))
+                if key == "model name":
+                    info["model"] = value
+                elif key == "cpu family":
+                    info["family"] = int(value)
+                elif key == "model" and value.isdigit():
+                    info["model_number"] = int(value)
+                elif not line.strip():
+                    break                                  # the first processor is enough
+    except (OSError, ValueError):
+        pass
+    info["llvm"] = binding.get_host_cpu_name()
+    features = binding.get_host_cpu_features()
+    info["vector"] = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"),
+                                                   ("avx", "AVX"), ("neon", "NEON"))
+                           if features.get(flag)), "SSE")
+    fam = (f", family {info['family']} model {info['model_number']}"
+           if info["family"] is not None else "")
+    info["describe"] = f"{info['model']} ({info['llvm']}{fam}, {info['vector']})"
+    return info
+
+
 def _machine_info():
     import numba
     info = {"python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "platform": platform.platform(),
-            "cpu_count": os.cpu_count()}
+            "cpu_count": os.cpu_count(), "cpu": cpu_info()}
     try:
         info["loadavg_start"] = list(os.getloadavg())
     except OSError:  # pragma: no cover
