@@ -233,3 +233,22 @@ def test_timed_step_trains_exactly_like_step(method, kw, layers):
     assert l1 == l2 and u1 == u2
     for k in p1:
         np.testing.assert_array_equal(p1[k], p2[k])
+
+
+def test_interleaved_samples_settle_before_each_sample():
+    """With ``settle_s`` every sample is preceded by untimed calls of its own function (so
+    BLAS workers left spinning by the other function have stopped); without, none."""
+    from oknumba.profile.timing import blas_threads, interleaved_samples
+
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def fn():
+            calls[name] += 1
+        return fn
+
+    out = interleaved_samples([(make("a"), 3), (make("b"), 5)], 2)
+    assert [len(o) for o in out] == [2, 2] and calls == {"a": 6, "b": 10}
+    interleaved_samples([(make("a"), 3), (make("b"), 5)], 2, settle_s=0.005)
+    assert calls["a"] > 6 + 6 and calls["b"] > 10 + 10
+    assert isinstance(blas_threads(), int) and blas_threads() >= 1

@@ -12,8 +12,8 @@ from .breakdown import phase_times
 from .compile_timer import compile_time
 from .costs import N_IN, N_OUT, _sizes, estimate_bytes, fit_exponent, flops_per_step, product_columns
 from .report import _format_row
-from .timing import (_auto_reps, _effective_threads, _machine_info, bare_product_call,
-                     interleaved_samples, reps_for)
+from .timing import (BLAS_SETTLE_S, _auto_reps, _effective_threads, _machine_info, blas_threads,
+                     bare_product_call, interleaved_samples, reps_for)
 
 DEFAULT_METHODS = ("ok:16", "kf", "uoro", "rtrl", "tbptt:10")
 DEFAULT_HIDDEN = (32, 64, 128, 256)
@@ -93,8 +93,10 @@ def _profile_one(cell, label, name, kwargs, n, batch, dtype, threads, seed, step
         bare_shapes = [(batch, S_l, c) for (S_l, _, _), c in zip(shapes, cols)]
         bare = bare_product_call(bare_shapes, dtype, seed)
         timed.append((bare, reps_for(bare, min(sample_seconds, 0.1))))
-    # the step's and the bare product's samples alternate: a change of load hits both alike
-    us, *bare_us = interleaved_samples(timed, samples)
+    # the step's and the bare product's samples alternate: a change of load hits both alike;
+    # with several BLAS threads each sample first waits out the other's spinning BLAS workers
+    settle = BLAS_SETTLE_S if len(timed) > 1 and blas_threads() > 1 else 0.0
+    us, *bare_us = interleaved_samples(timed, samples, settle)
     row.update(us_per_step=statistics.median(us), us_samples=us, steps_per_sample=reps)
     row["gflops"] = row["gflop_per_step"] / (row["us_per_step"] * 1e-6)
     if bare_us:

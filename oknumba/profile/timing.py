@@ -59,13 +59,39 @@ def reps_for(fn, target_s, hi=10000):
     return _auto_reps(time.perf_counter() - t0, target_s, hi=hi)
 
 
-def interleaved_samples(timed, samples):
+#: seconds each function of :func:`interleaved_samples` runs untimed before its sample when
+#: BLAS runs on several threads: after a call OpenBLAS's idle workers spin for its
+#: THREAD_TIMEOUT (2^28 cycles, about 0.1 s) before they sleep, and spinning beside the next
+#: sample's Numba threads made a 2-thread batched OK step (RHN n = 128, ``ok:16``, B = 16,
+#: float32, AMD EPYC Zen 4) 24 % slower right after a bare product than after steps
+BLAS_SETTLE_S = 0.3
+
+
+def blas_threads():
+    """The largest thread count of the BLAS libraries loaded in this process (1 if unknown)."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        return max([p.get("num_threads") or 1 for p in threadpool_info() if p.get("user_api") == "blas"]
+                   or [1])
+    except Exception:  # pragma: no cover - threadpoolctl is a dependency
+        return 1
+
+
+def interleaved_samples(timed, samples, settle_s=0.0):
     """``samples`` per-call µs samples of each ``(fn, reps)`` in ``timed``, taken in turn
     (one sample of each, then the next round) so that a change of the machine's load during
-    the measurement hits every function alike; returns one list per function."""
+    the measurement hits every function alike; returns one list per function. With
+    ``settle_s`` > 0 each sample is preceded by ``settle_s`` seconds of untimed calls of the
+    same function, so that what the previous function left running (spinning BLAS threads:
+    :data:`BLAS_SETTLE_S`) has stopped and the clock is at the sample's own load."""
     out = [[] for _ in timed]
     for _ in range(samples):
         for lst, (fn, reps) in zip(out, timed):
+            if settle_s > 0.0:
+                end = time.perf_counter() + settle_s
+                while time.perf_counter() < end:
+                    fn()
             lst.extend(_time_samples(fn, reps, 1))
     return out
 
