@@ -22,8 +22,9 @@
 # they compile every CPU kernel of the package (81 on 2026-12-02) with checks and run every
 # cell (the deep RHN included) × every method of sequence_grad and OnlineLearner in float32
 # and float64 (test_properties.py parametrises that product), both readouts, the OK reduction,
-# the parallel stream driver, checkpoints and the optimisers. About 100 s of CPU, almost all
-# compilation: 2–3 minutes on 2 shared cores (measured 1 min 50 s to 3 min 45 s).
+# the parallel stream driver, checkpoints and the optimisers. Almost all of the time is
+# compilation (every fused learner step included): 10–11.5 minutes on 2 cores (AMD EPYC Zen 3
+# and Zen 4, 2026-12-03/04).
 #
 # Exit status: pytest's, or 3 when bounds checking could not be confirmed.
 set -uo pipefail
