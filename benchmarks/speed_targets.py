@@ -1,7 +1,7 @@
 """Measure every speed target of the README's performance section on this machine and print
 them as one Markdown table, the CPU named above it.
 
-    python benchmarks/speed_targets.py                    # everything (about 5–10 minutes)
+    python benchmarks/speed_targets.py                    # everything (about 3 minutes on 2 cores)
     python benchmarks/speed_targets.py --only latency,plain --samples 9
     python benchmarks/speed_targets.py --json targets.json
 
