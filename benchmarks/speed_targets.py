@@ -95,8 +95,8 @@ def main(argv=None):
                  else "--samples must be >= 1")
     from oknumba.profile.timing import cpu_info
 
-    cpu = cpu_info()["describe"]
-    print(f"CPU: {cpu}; medians of {args.samples} samples", flush=True)
+    cpu = cpu_info()
+    print(f"CPU: {cpu['describe']}; medians of {args.samples} samples", flush=True)
     print("| setting | measured | target | met |\n|---|---|---|---|", flush=True)
     rows = []
     for group, label, prof_args, key, target in PAPER + BATCH1 + LATENCY:
@@ -111,7 +111,7 @@ def main(argv=None):
             _print(row)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(cpu=cpu_info(), samples=args.samples, rows=rows), f, indent=1)
+            json.dump(dict(cpu=cpu, samples=args.samples, rows=rows), f, indent=1)
 
 
 def _print(row):

@@ -9,7 +9,10 @@ variant's bit for bit, and remembers the fastest:
 
 * in memory for the process, and
 * on disk, in a JSON file keyed by the machine (CPU name and features as LLVM sees them, and
-  the Numba version), so later processes on the same machine reuse it without measuring:
+  the Numba version) and stamped with the hash of the package's source that the compiled
+  kernels are keyed on (:func:`oknumba._jit.package_source_hash`): a machine's choices made
+  for other kernels are measured again and replaced. Later processes on the same machine and
+  the same source reuse them without measuring:
   ``$OKNUMBA_TUNING_CACHE`` if set (``0`` or an empty value: no file), else
   ``$XDG_CACHE_HOME/oknumba/tuning.json`` (``~/.cache/oknumba/tuning.json``). A file that
   cannot be read or written is ignored.
@@ -50,18 +53,23 @@ def machine_key():
     return _machine
 
 
-def source_tag(fn):
-    """A short hash of the source file defining ``fn`` (a jitted kernel or a function), for
-    the shape key of a choice between its variants: a stored choice was validated against
-    one version of the kernels and is measured again when their source changes."""
-    import inspect
+#: the entry of a machine's choices that holds the kernels' source stamp
+KERNELS_KEY = "_kernels"
 
-    fn = getattr(fn, "py_func", fn)
-    try:
-        text = pathlib.Path(inspect.getsourcefile(fn)).read_bytes()
-    except (OSError, TypeError):
-        return "unknown"
-    return hashlib.sha256(text).hexdigest()[:8]
+
+def kernels_stamp():
+    """The source hash the stored choices were made for (:func:`oknumba._jit.package_source_hash`,
+    the one the on-disk kernel cache is keyed on)."""
+    from ._jit import package_source_hash
+
+    return package_source_hash()[:16]
+
+
+def _machine_choices(data):
+    """This machine's stored choices in the file's ``data``, or None when there are none made
+    for these kernels."""
+    mine = data.get(machine_key())
+    return mine if isinstance(mine, dict) and mine.get(KERNELS_KEY) == kernels_stamp() else None
 
 
 def cache_path():
@@ -88,9 +96,9 @@ def _write(path, key, choice):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = _read(path)
-        mine = data.get(machine_key())
-        if not isinstance(mine, dict):
-            mine = data[machine_key()] = {}
+        mine = _machine_choices(data)
+        if mine is None:                    # none yet, or made for other kernels: start anew
+            mine = data[machine_key()] = {KERNELS_KEY: kernels_stamp()}
         mine[key] = choice
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tuning-", suffix=".json")
         with os.fdopen(fd, "w") as f:
@@ -137,8 +145,8 @@ def tuned_choice(name, shape_key, candidates, make_call, timer=measure):
         return _memory[key]
     path = cache_path()
     if path is not None:
-        stored = _read(path).get(machine_key(), {})
-        if isinstance(stored, dict) and stored.get(key) in candidates:
+        stored = _machine_choices(_read(path)) or {}
+        if stored.get(key) in candidates:
             _memory[key] = stored[key]
             return stored[key]
     times = timer(list(candidates), make_call)

@@ -57,7 +57,8 @@ def test_unreadable_file_and_disabled_cache(fresh, monkeypatch):
 
 
 def test_stored_choice_outside_the_candidates_is_measured_again(fresh):
-    fresh.write_text(json.dumps({_tuning.machine_key(): {"k:s4": "gone"}}))
+    fresh.write_text(json.dumps({_tuning.machine_key(): {_tuning.KERNELS_KEY: _tuning.kernels_stamp(),
+                                                         "k:s4": "gone"}}))
     out = {"a": np.zeros(1), "b": np.zeros(1)}
     assert _tuning.tuned_choice("k", "s4", ["a", "b"], _calls(out), timer=lambda c, m: [2.0, 1.0]) == "b"
 
@@ -69,16 +70,15 @@ def test_gram_block_choice_is_a_valid_block():
     assert gram_block(17, 64, np.float64) in GRAM_BLOCKS.values()
 
 
-def test_source_tag_follows_the_kernels_source(tmp_path, monkeypatch):
-    """A stored choice is keyed by the kernels' source: editing it gives another key."""
-    import importlib
-
-    mod = tmp_path / "variants_mod.py"
-    mod.write_text("def f():\n    return 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    m = importlib.import_module("variants_mod")
-    before = _tuning.source_tag(m.f)
-    mod.write_text("def f():\n    return 2\n")
-    assert _tuning.source_tag(m.f) != before and len(before) == 8
-    from oknumba.estimators.reduce import gram_lower_accumulate
-    assert _tuning.source_tag(gram_lower_accumulate) == _tuning.source_tag(gram_lower_accumulate.py_func)
+def test_choices_made_for_other_kernels_are_measured_again(fresh):
+    """Stored choices are stamped with the package's source hash: after a source change they
+    are not reused but measured again, and the machine's old entries are replaced."""
+    stale = {_tuning.KERNELS_KEY: "not-these-kernels", "k:s5": "a", "k:old": "a"}
+    fresh.write_text(json.dumps({_tuning.machine_key(): stale}))
+    out = {"a": np.zeros(1), "b": np.zeros(1)}
+    assert _tuning.tuned_choice("k", "s5", ["a", "b"], _calls(out), timer=lambda c, m: [2.0, 1.0]) == "b"
+    mine = json.loads(fresh.read_text())[_tuning.machine_key()]
+    assert mine == {_tuning.KERNELS_KEY: _tuning.kernels_stamp(), "k:s5": "b"}
+    # made for these kernels: reused without measuring
+    _tuning._memory.clear()
+    assert _tuning.tuned_choice("k", "s5", ["a", "b"], _calls(out), timer=lambda c, m: [1.0, 2.0]) == "b"

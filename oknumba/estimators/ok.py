@@ -39,7 +39,7 @@ from .._jit import kernel
 from .._rng import rademacher, uniform
 from .._transpose import scaled_transpose
 from .._threads import blas_single_threaded, numba_threads
-from .._tuning import source_tag, tuned_choice
+from .._tuning import tuned_choice
 from .base import StochasticEstimator
 from .kf_kernels import kf_coefficients, row_norms_accumulate
 from .reduce import (GRAM_BLOCKS, MODE_OPTIMAL, MODE_TRUNCATED, _check_rank, combine_rows,
@@ -289,8 +289,8 @@ def convert_rows(Wr, chunk, Wt, into_chunks):
 def gram_block(k, L, dtype):
     """The register block (a value of :data:`~oknumba.estimators.reduce.GRAM_BLOCKS`) of the
     Gram pass over k rows of length L: the fastest of those that give the 4 × 4 block's bits
-    on this machine, measured on first use and remembered (:func:`oknumba._tuning.tuned_choice`)
-    for this machine and this version of the kernels (the key holds a hash of their source)."""
+    on this machine, measured on first use and remembered for this machine and this version of
+    the kernels (:func:`oknumba._tuning.tuned_choice`)."""
     dtype = np.dtype(dtype)
 
     def make_call(block):
@@ -303,8 +303,7 @@ def gram_block(k, L, dtype):
 
         return call, G
 
-    return tuned_choice("gram_block", f"{k}x{L}:{dtype.name}:{source_tag(gram_lower_accumulate)}",
-                        list(GRAM_BLOCKS.values()), make_call)
+    return tuned_choice("gram_block", f"{k}x{L}:{dtype.name}", list(GRAM_BLOCKS.values()), make_call)
 
 
 def use_parallel_streams(batch, work_size, threads=None):

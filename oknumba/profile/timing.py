@@ -68,14 +68,10 @@ BLAS_SETTLE_S = 0.3
 
 
 def blas_threads():
-    """The largest thread count of the BLAS libraries loaded in this process (1 if unknown)."""
-    try:
-        from threadpoolctl import threadpool_info
-
-        return max([p.get("num_threads") or 1 for p in threadpool_info() if p.get("user_api") == "blas"]
-                   or [1])
-    except Exception:  # pragma: no cover - threadpoolctl is a dependency
-        return 1
+    """The largest thread count of the BLAS libraries loaded in this process (1 if unknown),
+    from :func:`_effective_threads`."""
+    blas = _effective_threads()["blas"]
+    return max((t[2] or 1 for t in blas), default=1) if isinstance(blas, list) else 1
 
 
 def interleaved_samples(timed, samples, settle_s=0.0):
